@@ -1,12 +1,26 @@
 """Plate recognition on the device: detect on a downscaled frame, read from the full-resolution crop.
 
-(Interface first; the implementation lands with the trained models.)
+Two int8 LiteRT models ship in `models/`: the detector (letterboxed DET_W x DET_H frame -> boxes) and
+the reader (grey READER_H x READER_W crop -> per-column character scores, CTC). Reading from the
+full-resolution crop keeps small, distant plates legible while detection stays cheap.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from unit import ctc, plates
+from unit.detect import decode
+from unit.litert import Model, ModelError
+from unit.preprocess import letterbox, reader_input
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_SCORE_THRESHOLD = 0.4
+# The reader learned on loose crops (as a detector gives them): widen the detector's box to match.
+PAD_X, PAD_Y = 0.05, 0.10
 
 
 @dataclass
@@ -22,5 +36,94 @@ class PlateRead:
     confidence: float                   # 0..1
     candidates: list[Candidate] = field(default_factory=list)   # top-N, best first
     det_score: float = 0.0              # detector confidence of the box
-    region: str = ""                    # region guess from the plate format ("us-ca", "us", "eu", "")
+    region: str = ""                    # region guess from the plate layout ("us-ca", "us", "eu", "")
     crop: np.ndarray | None = None      # RGB uint8 crop from the full-resolution image
+
+
+class BadFrame(ValueError):
+    """The frame is not an image the recogniser can use (empty, wrong shape or type)."""
+
+
+def check_frame(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise BadFrame(f"frame is {type(image).__name__}, not a numpy array")
+    if image.size == 0:
+        raise BadFrame("frame is empty")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise BadFrame(f"frame shape {image.shape} is not HxWx3")
+    if image.shape[0] < 16 or image.shape[1] < 16:
+        raise BadFrame(f"frame {image.shape[1]}x{image.shape[0]} is too small")
+    if image.dtype != np.uint8:
+        raise BadFrame(f"frame dtype {image.dtype} is not uint8")
+    return image[..., :3]
+
+
+class Recogniser:
+    """Finds and reads plates in RGB frames. One instance per thread; not thread-safe."""
+
+    def __init__(self, model_dir: str | Path | None = None, threads: int = 1, top_n: int = 5,
+                 score_threshold: float | None = None, min_confidence: float = 0.0):
+        d = Path(model_dir) if model_dir else MODEL_DIR
+        self.detector = Model(d / "detector.tflite", threads=threads)
+        self.reader = Model(d / "reader.tflite", threads=threads)
+        if score_threshold is None:
+            score_threshold = _card_value(d / "detector.json", "score_threshold", DEFAULT_SCORE_THRESHOLD)
+        self.score_threshold = float(score_threshold)
+        self.top_n = top_n
+        self.min_confidence = min_confidence
+        h, w = self.detector.input_shape[1:3]
+        self._det_size = (w, h)
+        self._versions = {"detector": f"detector-{self.detector.sha256[:12]}",
+                          "reader": f"reader-{self.reader.sha256[:12]}"}
+        if self.reader.input_shape[1:3] != reader_input(np.zeros((8, 8), np.uint8)).shape:
+            raise ModelError(f"reader input {self.reader.input_shape} does not match unit.preprocess")
+
+    def versions(self) -> dict[str, str]:
+        return dict(self._versions)
+
+    def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Plate boxes in image pixels with detector scores."""
+        image = check_frame(image)
+        x, lb = letterbox(image, self._det_size)
+        out = self.detector.run(x[None].astype(np.float32) / 255.0)[0]
+        return [(lb.to_original(d[:4]), d[4]) for d in decode(out, self.score_threshold)]
+
+    def read_crop(self, crop: np.ndarray) -> tuple[str, float, list[Candidate]]:
+        """Read a plate crop (the whole image is the plate): text, confidence, candidates."""
+        x = reader_input(crop)[None, ..., None].astype(np.float32) / 255.0
+        logp = ctc.log_softmax(self.reader.run(x)[0])
+        cands = plates.rerank(ctc.beam(logp, width=8, top_n=self.top_n))
+        if not cands:
+            return "", 0.0, []
+        return cands[0][0], float(min(1.0, cands[0][1])), [Candidate(t, round(float(s), 4)) for t, s in cands]
+
+    def read(self, image: np.ndarray) -> list[PlateRead]:
+        """All plates in a frame, most confident first."""
+        image = check_frame(image)
+        H, W = image.shape[:2]
+        out: list[PlateRead] = []
+        for (x0, y0, x1, y1), score in self.detect(image):
+            bw, bh = x1 - x0, y1 - y0
+            if bw < 4 or bh < 2:
+                continue
+            cx0 = int(max(0, round(x0 - PAD_X * bw))); cy0 = int(max(0, round(y0 - PAD_Y * bh)))
+            cx1 = int(min(W, round(x1 + PAD_X * bw))); cy1 = int(min(H, round(y1 + PAD_Y * bh)))
+            if cx1 - cx0 < 4 or cy1 - cy0 < 2:
+                continue
+            crop = image[cy0:cy1, cx0:cx1]
+            text, conf, cands = self.read_crop(crop)
+            if not text or conf < self.min_confidence:
+                continue
+            box = (int(max(0, x0)), int(max(0, y0)), int(min(W, x1)), int(min(H, y1)))
+            out.append(PlateRead(box, text, conf, cands, float(score), plates.region_of(text), crop.copy()))
+        out.sort(key=lambda r: -(r.confidence * r.det_score))
+        return out
+
+
+def _card_value(path: Path, key: str, default: float) -> float:
+    try:
+        return float(json.loads(path.read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default

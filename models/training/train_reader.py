@@ -1,0 +1,236 @@
+"""Train the plate reader (CTC OCR) and export it as a full-integer int8 TFLite model.
+
+    python -m models.training.train_reader [--samples 60000] [--epochs 12] [--seed 1]
+
+Data: synthetic plates composited into the *training* scenes (models.training.synth) plus real plate
+crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present.
+Validation uses a separate synthetic seed and the pseudo-labelled crops of the training sets' own
+`valid` split. The benchmark folders are never read here.
+Writes models/reader.tflite and models/reader.json (figures for the model card).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.training.datasets import scenes
+from unit.ctc import ALPHABET, NUM_CLASSES, encode
+from unit.preprocess import READER_H, READER_W, reader_input
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "cache"
+MAX_LABEL = 10
+
+
+def _synth_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[str]]:
+    seed, n, split = args
+    from models.training.synth import reader_sample
+    rng = np.random.default_rng(seed)
+    sc = scenes(split)
+    xs = np.zeros((n, READER_H, READER_W), np.uint8)
+    ys = []
+    for i in range(n):
+        crop, text = reader_sample(rng, sc)
+        xs[i] = reader_input(crop)
+        ys.append(text)
+    return xs, ys
+
+
+def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarray, list[str]]:
+    path = CACHE / f"reader-synth-{split}-s{seed}-n{n}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], list(z["y"])
+    chunk = 1000
+    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) for k in range((n + chunk - 1) // chunk)]
+    xs, ys = [], []
+    t = time.time()
+    with Pool(workers) as pool:
+        for i, (x, y) in enumerate(pool.imap(_synth_chunk, jobs)):
+            xs.append(x); ys.extend(y)
+            print(f"  synth {split}: {(i + 1) * chunk}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+    x = np.concatenate(xs)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, x=x, y=np.array(ys))
+    return x, ys
+
+
+def pseudo_set(split: str, variants: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Real crops with pseudo-labels; training crops get `variants` damaged copies each."""
+    from models.training.synth import damage, jitter_box
+    labels = CACHE / "pseudo" / "labels.csv"
+    if not labels.exists():
+        return np.zeros((0, READER_H, READER_W), np.uint8), []
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    with open(labels) as f:
+        for row in csv.DictReader(f):
+            if row["split"] != split:
+                continue
+            im = Image.open(CACHE / "pseudo" / "crops" / row["file"]).convert("RGB")
+            xs.append(reader_input(im)); ys.append(row["text"])
+            for _ in range(variants):
+                # the crop carries a margin of ~6%/12%; re-crop inside it and damage
+                w, h = im.size
+                box = jitter_box(rng, (w * 0.057, h * 0.107, w * 0.943, h * 0.893), scale=0.7)
+                v = im.crop(tuple(int(round(b)) for b in box))
+                xs.append(reader_input(damage(rng, v) if rng.random() < 0.7 else v)); ys.append(row["text"])
+    return (np.stack(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)), ys
+
+
+def labels_array(texts: list[str]) -> np.ndarray:
+    y = np.zeros((len(texts), MAX_LABEL), np.int32)
+    for i, t in enumerate(texts):
+        e = encode(t[:MAX_LABEL])
+        y[i, :len(e)] = e
+    return y
+
+
+def build_model():
+    import keras
+    from keras import layers
+
+    def cbr(x, ch, k=3, pad="same"):
+        x = layers.Conv2D(ch, k, padding=pad, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    inp = keras.Input((READER_H, READER_W, 1), name="plate")
+    x = cbr(inp, 16)
+    x = layers.MaxPooling2D(2)(x)                     # 20 x 64
+    x = cbr(x, 32)
+    x = layers.MaxPooling2D(2)(x)                     # 10 x 32
+    x = cbr(x, 64)
+    x = cbr(x, 64)
+    x = layers.MaxPooling2D((2, 1))(x)                # 5 x 32
+    x = cbr(x, 96)
+    x = cbr(x, 128, k=(5, 1), pad="valid")            # 1 x 32: one column per time step
+    for _ in range(2):                                # context along the plate
+        y = cbr(x, 128, k=(1, 3))
+        x = layers.Add()([x, y])
+    x = layers.Conv2D(NUM_CLASSES, 1)(x)
+    out = layers.Reshape((READER_W // 4, NUM_CLASSES), name="logits")(x)
+    return keras.Model(inp, out, name="plate_reader")
+
+
+def greedy_batch(logits: np.ndarray) -> list[str]:
+    best = logits.argmax(-1)
+    out = []
+    for row in best:
+        s, prev = [], 0
+        for k in row:
+            if k != prev and k != 0:
+                s.append(ALPHABET[k - 1])
+            prev = k
+        out.append("".join(s))
+    return out
+
+
+def export_int8(model, rep: np.ndarray, path: Path) -> None:
+    """Full-integer int8 at batch 1, calibrated on real training inputs."""
+    import keras
+    import tensorflow as tf
+    inp = keras.Input(model.input_shape[1:], batch_size=1)
+    fixed = keras.Model(inp, model(inp))
+    conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    idx = np.random.default_rng(0).permutation(len(rep))[:400]
+
+    def rep_data():
+        for i in idx:
+            yield [rep[i:i + 1, ..., None].astype(np.float32) / 255.0]
+
+    conv.representative_dataset = rep_data
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(conv.convert())
+
+
+def tflite_eval(path: Path, x: np.ndarray, texts: list[str]) -> dict:
+    from unit.litert import Model
+    m = Model(path, threads=1)
+    hits, ts = 0, []
+    for i in range(len(x)):
+        t = time.perf_counter()
+        logits = m.run(x[i][None, ..., None].astype(np.float32) / 255.0)[0]
+        ts.append((time.perf_counter() - t) * 1000)
+        hits += greedy_batch(logits[None])[0] == texts[i]
+    return {"exact": hits / max(1, len(x)), "n": len(x), "ms_median": float(np.median(ts))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=36000)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pseudo-variants", type=int, default=12)
+    ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--out", default=str(ROOT / "models"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t0 = time.time()
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train")
+    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid")
+    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed)
+    x_pv, y_pv = pseudo_set("valid", 0, args.seed)
+    print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
+          f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+    x = np.concatenate([x_syn, x_pt]) if len(x_pt) else x_syn
+    y = y_syn + y_pt
+    import keras
+    import tensorflow as tf
+    keras.utils.set_random_seed(args.seed)
+    model = build_model()
+    if args.init:
+        model.load_weights(args.init)
+    steps = args.epochs * (len(x) // args.batch)
+    sched = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02,
+                                                   warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(sched), loss=keras.losses.CTC())
+    xs = x[..., None].astype(np.float32) / 255.0
+    ys = labels_array(y)
+    t1 = time.time()
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pv = greedy_batch(self.model.predict(x_sv[..., None] / 255.0, verbose=0, batch_size=256))
+            acc = np.mean([a == b for a, b in zip(pv, y_sv)])
+            msg = f"epoch {epoch + 1}: loss {logs['loss']:.3f} synth-valid exact {acc:.3f}"
+            if len(x_pv):
+                pp = greedy_batch(self.model.predict(x_pv[..., None] / 255.0, verbose=0, batch_size=256))
+                msg += f" pseudo-valid exact {np.mean([a == b for a, b in zip(pp, y_pv)]):.3f}"
+            print(msg + f" ({time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
+            self.model.save_weights(str(CACHE / "reader.weights.h5"))
+
+    model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
+    train_s = time.time() - t1
+    out = Path(args.out)
+    tfl = out / "reader.tflite"
+    export_int8(model, x, tfl)
+    card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
+            "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
+            "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
+            "epochs": args.epochs, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
+    if len(x_pv):
+        card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
+    (out / "reader.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with the runtime, central and test dependencies, then run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/pip install -q --disable-pip-version-check -e '.[central,test]'
+exec .venv/bin/python -m pytest -q "$@"

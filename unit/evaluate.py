@@ -1,0 +1,217 @@
+"""`alpr-unit eval DIR`: measure the recogniser on a folder of labelled photos.
+
+Two folder formats (those of the public openalpr benchmarks), detected automatically:
+- end to end: NAME.jpg + NAME.txt, the .txt holding one line `NAME.jpg x y w h PLATE` (tab or space
+  separated; box in pixels of the image);
+- crops (reading only): plate images + groundtruth.csv with a header and rows `file,state,plate`.
+
+"Exact" compares upper-case letters and digits only. For end-to-end photos the unit's answer for an
+image is its most confident read (a unit reports one plate per vehicle); "detected" means some read's
+box has IoU >= 0.3 with the truth box. Milliseconds are per image after decoding (recognition only).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from unit.plates import normalise
+
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class EvalInputError(ValueError):
+    """The folder or its ground truth is unusable; the message names the file (and line)."""
+
+
+@dataclass
+class Item:
+    image: Path
+    plate: str
+    box: tuple[float, float, float, float] | None    # x0 y0 x1 y1, end-to-end only
+
+
+def detect_format(folder: Path) -> str:
+    if not folder.is_dir():
+        raise EvalInputError(f"{folder}: not a folder")
+    if (folder / "groundtruth.csv").is_file():
+        return "crops"
+    if any(p.suffix.lower() == ".txt" for p in folder.iterdir()):
+        return "endtoend"
+    raise EvalInputError(f"{folder}: no groundtruth.csv and no NAME.txt labels: nothing to evaluate")
+
+
+def load_endtoend(folder: Path) -> list[Item]:
+    items = []
+    for txt in sorted(folder.glob("*.txt")):
+        lines = [(n, l) for n, l in enumerate(txt.read_text(errors="replace").splitlines(), 1) if l.strip()]
+        if not lines:
+            raise EvalInputError(f"{txt}:1: empty label file")
+        for n, line in lines:
+            parts = line.split()
+            if len(parts) < 6:
+                raise EvalInputError(f"{txt}:{n}: expected 'NAME.jpg x y w h PLATE', got {line.strip()!r}")
+            try:
+                x, y, w, h = (float(v) for v in parts[1:5])
+            except ValueError:
+                raise EvalInputError(f"{txt}:{n}: box must be four numbers, got {parts[1:5]}") from None
+            plate = normalise("".join(parts[5:]))
+            if not plate or w <= 0 or h <= 0:
+                raise EvalInputError(f"{txt}:{n}: empty plate or non-positive box size")
+            items.append(Item(txt.parent / parts[0], plate, (x, y, x + w, y + h)))
+    if not items:
+        raise EvalInputError(f"{folder}: no labelled images")
+    return items
+
+
+def load_crops(folder: Path) -> list[Item]:
+    gt = folder / "groundtruth.csv"
+    items = []
+    with open(gt, newline="", errors="replace") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise EvalInputError(f"{gt}:1: empty file")
+    header = [h.strip().lower() for h in rows[0]]
+    if "file" not in header or "plate" not in header:
+        raise EvalInputError(f"{gt}:1: header must name 'file' and 'plate' columns, got {rows[0]}")
+    fi, pi = header.index("file"), header.index("plate")
+    for n, row in enumerate(rows[1:], 2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise EvalInputError(f"{gt}:{n}: expected {len(header)} fields, got {len(row)}")
+        plate = normalise(row[pi])
+        if not row[fi].strip() or not plate:
+            raise EvalInputError(f"{gt}:{n}: empty file name or plate")
+        items.append(Item(folder / row[fi].strip(), plate, None))
+    if not items:
+        raise EvalInputError(f"{gt}: no rows")
+    return items
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _iou(a, b) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
+             progress=None) -> dict:
+    from unit.recognise import Recogniser
+    fmt = detect_format(folder)
+    items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
+    rec = Recogniser(model_dir=model_dir, threads=threads, top_n=top_n)
+    exact = topn = detected = 0
+    cer_sum = 0.0
+    times: list[float] = []
+    errors: list[str] = []
+    wrong: list[dict] = []
+    for k, it in enumerate(items, 1):
+        try:
+            with Image.open(it.image) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            errors.append(f"{it.image.name}: {type(exc).__name__}: {exc}")
+            continue
+        t = time.perf_counter()
+        if fmt == "crops":
+            text, _, cands = rec.read_crop(arr)
+            cand_texts = [c.plate for c in cands]
+        else:
+            reads = rec.read(arr)
+            text = reads[0].text if reads else ""
+            cand_texts = [c.plate for c in reads[0].candidates] if reads else []
+            if any(_iou(r.box, it.box) >= 0.3 for r in reads):
+                detected += 1
+        times.append((time.perf_counter() - t) * 1000)
+        exact += text == it.plate
+        topn += it.plate in cand_texts[:top_n]
+        cer_sum += min(1.0, edit_distance(text, it.plate) / len(it.plate))
+        if text != it.plate:
+            wrong.append({"image": it.image.name, "truth": it.plate, "read": text})
+        if progress and k % 25 == 0:
+            progress(f"{k}/{len(items)} images")
+    n = len(times)
+    if n == 0:
+        raise EvalInputError(f"{folder}: none of the {len(items)} images could be read")
+    return {
+        "folder": str(folder), "format": fmt, "images": n, "unreadable": errors,
+        "exact": exact / n, "topn": topn / n, "top_n": top_n,
+        "detected": (detected / n) if fmt == "endtoend" else None,
+        "cer": cer_sum / n,
+        "ms_median": float(np.median(times)), "ms_p90": float(np.percentile(times, 90)),
+        "threads": threads, "models": rec.versions(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "misreads": wrong,
+    }
+
+
+def format_table(r: dict) -> str:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"
+    rows = [("folder", r["folder"]), ("format", r["format"]), ("images", str(r["images"])),
+            ("exact read (top-1)", pct(r["exact"])), (f"any of top-{r['top_n']}", pct(r["topn"])),
+            ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
+            ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
+            ("threads", str(r["threads"])), ("peak memory", f"{r['peak_rss_mb']} MB")]
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {v}" for k, v in rows]
+    for e in r["unreadable"]:
+        lines.append(f"unreadable: {e}")
+    return "\n".join(lines)
+
+
+def add_parser(sub):
+    p = sub.add_parser("eval", help="measure recognition on a labelled folder",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="end-to-end (NAME.jpg + NAME.txt) or crops (groundtruth.csv) folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    p.add_argument("--top-n", type=int, default=5, help="candidates per read counted in the top-N rate")
+    p.add_argument("--models", type=Path, default=None, help="folder with detector.tflite and reader.tflite")
+    p.add_argument("--misreads", action="store_true", help="also list every wrong read")
+    return p
+
+
+def run(args) -> int:
+    from unit.litert import ModelError
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.json else None
+    try:
+        r = evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models, progress=say)
+    except EvalInputError as exc:
+        print(f"alpr-unit eval: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"alpr-unit eval: {exc}", file=sys.stderr)
+        return 1
+    for e in r["unreadable"]:
+        print(f"alpr-unit eval: unreadable image {e}", file=sys.stderr)
+    if args.json:
+        if not args.misreads:
+            r.pop("misreads")
+        print(json.dumps(r))
+    else:
+        print(format_table(r))
+        if args.misreads:
+            for m in r["misreads"]:
+                print(f"misread {m['image']}: truth {m['truth']} read {m['read'] or '-'}")
+    return 0

@@ -1,0 +1,57 @@
+"""Image preparation shared by the recogniser on the unit and the training code.
+
+Training imports these very functions, so a model always sees at run time exactly what it saw while
+it learned. Geometry is plain Pillow; no OpenCV on the unit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+READER_H, READER_W = 40, 128     # reader (OCR) input, grey, stretched: plates of any aspect fill it
+DET_W, DET_H = 448, 256          # detector input, RGB, letterboxed
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim == 2:
+        return rgb.astype(np.uint8)
+    f = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return f.astype(np.uint8)
+
+
+def reader_input(crop: np.ndarray | Image.Image) -> np.ndarray:
+    """A plate crop (RGB or grey) -> READER_H x READER_W uint8, contrast stretched."""
+    im = crop if isinstance(crop, Image.Image) else Image.fromarray(np.ascontiguousarray(crop))
+    g = np.asarray(im.convert("L").resize((READER_W, READER_H), Image.BILINEAR), dtype=np.float32)
+    lo, hi = np.percentile(g, (2, 98))
+    if hi - lo < 8:
+        hi = lo + 8
+    g = (g - lo) * (255.0 / (hi - lo))
+    return np.clip(g, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    scale: float      # detector pixels per original pixel
+    pad_x: int
+    pad_y: int
+
+    def to_original(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = box
+        s = self.scale
+        return ((x0 - self.pad_x) / s, (y0 - self.pad_y) / s, (x1 - self.pad_x) / s, (y1 - self.pad_y) / s)
+
+
+def letterbox(image: np.ndarray | Image.Image, size: tuple[int, int] = (DET_W, DET_H)) -> tuple[np.ndarray, Letterbox]:
+    """Fit an RGB image into the detector input, keeping aspect, padding with grey."""
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image))
+    im = im.convert("RGB")
+    W, H = size
+    s = min(W / im.width, H / im.height)
+    nw, nh = max(1, round(im.width * s)), max(1, round(im.height * s))
+    canvas = Image.new("RGB", (W, H), (114, 114, 114))
+    px, py = (W - nw) // 2, (H - nh) // 2
+    canvas.paste(im.resize((nw, nh), Image.BILINEAR), (px, py))
+    return np.asarray(canvas), Letterbox(s, px, py)
