@@ -13,6 +13,9 @@ import sys
 # subcommand name -> module that provides add_parser() and run()
 COMMANDS = {
     "eval": "unit.evaluate",
+    "run": "unit.service",
+    "replay": "unit.replay",
+    "status": "unit.status",
 }
 
 

@@ -1,0 +1,65 @@
+"""Recognition speed, size and memory figures (prints them; asserts nothing).
+
+    .venv/bin/python benchmarks/bench_recognise.py [--threads 1] [--folder ../shared/data/benchmark/endtoend/us]
+
+- reader: ms per plate crop (crops/us images, decoded beforehand), median and p90;
+- detector: ms per frame (letterbox + inference + decode);
+- whole read of one photo (detect + crop + read), median and p90;
+- both model files' size;
+- peak RSS of a full `alpr-unit eval` run in a child process.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT.parent / "shared" / "data" / "benchmark"
+
+
+def timed(fn, items, repeat=1):
+    ts = []
+    for _ in range(repeat):
+        for it in items:
+            t = time.perf_counter()
+            fn(it)
+            ts.append((time.perf_counter() - t) * 1000)
+    return np.median(ts), np.percentile(ts, 90)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--folder", type=Path, default=BENCH / "endtoend" / "us")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from unit.recognise import MODEL_DIR, Recogniser
+    rec = Recogniser(threads=args.threads)
+    crops = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((BENCH / "crops" / "us").glob("*.png"))[:150]]
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.folder.glob("*.jpg"))[:60]]
+    for c in crops[:5]:
+        rec.read_crop(c)
+    m, p = timed(rec.read_crop, crops, repeat=2)
+    print(f"reader, one crop:           median {m:6.2f} ms   p90 {p:6.2f} ms   ({len(crops)} crops x2, {args.threads} thread)")
+    m, p = timed(rec.detect, photos)
+    print(f"detector, one frame:        median {m:6.2f} ms   p90 {p:6.2f} ms   ({len(photos)} photos, {photos[0].shape[1]}x{photos[0].shape[0]})")
+    m, p = timed(rec.read, photos)
+    print(f"whole read of one photo:    median {m:6.2f} ms   p90 {p:6.2f} ms")
+    size = sum((MODEL_DIR / f).stat().st_size for f in ("detector.tflite", "reader.tflite"))
+    print(f"both models:                {size / 1e6:.2f} MB")
+    subprocess.run([str(ROOT / ".venv" / "bin" / "alpr-unit"), "eval", str(args.folder), "--json",
+                    "--threads", str(args.threads)], check=True, stdout=subprocess.DEVNULL)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS of alpr-unit eval: {peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The access log (policy 462.5(a), Civil Code 1798.90.52): append-only and hash-chained.
+
+Every search, view, export and alert view appends an entry naming who (username and agency), when,
+what was queried, why (purpose, case or incident number) and how many results; so do the events an
+auditor needs beside them (logins, failed logins, user and training changes, holds, purges, sharing).
+
+Entries are numbered 1, 2, 3... by the writer while it holds a lock (PostgreSQL: a transaction-scoped
+advisory lock; SQLite: BEGIN IMMEDIATE already serialises writers), and each stores
+`hash = SHA-256(prev_hash || canonical JSON of the entry)`, the first with 64 zeros as prev_hash.
+`verify` walks the entries by number and names the first that was edited, deleted or re-ordered.
+Triggers in the database refuse UPDATE and DELETE on the table (migration 0002), so tampering takes
+someone who can drop the trigger; the chain shows what they did. A whole tail rewritten or cut off is
+caught by checking an earlier head (`verify(expect=...)`): keep the head that reports print.
+The entry is appended in the same transaction as the access it records: no log, no access.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from central.clock import aware, iso, to_ms, utcnow
+from central.schema import audit_log
+
+GENESIS = "0" * 64
+LOCK_KEY = 4625001                      # pg_advisory_xact_lock key for the audit chain
+SYSTEM_AGENCY = "ALPR central store"
+ACCESS_ACTIONS = ("search", "view", "export", "alert_view", "share_release", "hotlist_view", "audit_read", "report")
+
+
+class Who(Protocol):
+    username: str
+    agency: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    agency: str
+
+
+def system(name: str) -> Principal:
+    """Who an action from the command line or the scheduler is recorded under."""
+    return Principal(name, SYSTEM_AGENCY)
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The hashed form: fixed keys, sorted, no spaces, times as ISO text with milliseconds."""
+    doc = {"at": iso(entry["at"]), "username": entry["username"], "agency": entry["agency"],
+           "action": entry["action"], "query": entry["query"], "purpose": entry["purpose"],
+           "case_number": entry["case_number"], "result_count": entry["result_count"]}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(entry)).hexdigest()
+
+
+def _lock(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+
+
+def append(conn: sa.Connection, who: Who, action: str, query: dict[str, Any], *, purpose: str | None = None,
+           case_number: str | None = None, result_count: int | None = None,
+           at: datetime | None = None) -> int:
+    """Append one entry inside the caller's transaction; returns its number."""
+    _lock(conn)
+    last = conn.execute(sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).first()
+    entry = {"id": (last.id + 1) if last else 1, "at": to_ms(at or utcnow()), "username": who.username,
+             "agency": who.agency, "action": action, "query": json.loads(json.dumps(query, default=str)),
+             "purpose": purpose, "case_number": case_number, "result_count": result_count,
+             "prev_hash": last.hash if last else GENESIS}
+    entry["hash"] = entry_hash(entry["prev_hash"], entry)
+    conn.execute(audit_log.insert().values(**entry))
+    return entry["id"]
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    entries: int
+    head_id: int | None
+    head_hash: str | None
+    bad_id: int | None = None
+    problem: str | None = None          # edited | deleted | reordered | broken | missing_anchor
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def verify(engine: sa.Engine, expect: tuple[int, str] | None = None) -> Verdict:
+    """Walk the chain by number; stop at the first bad entry and say which and why.
+
+    `expect` = (id, hash) of a head seen earlier (a report, a previous verify): the entry must still be
+    there with that hash, which catches a tail cut off or rewritten from that point."""
+    prev_id, prev_hash, count = 0, GENESIS, 0
+    anchor_ok = expect is None
+
+    def bad(rid: int, problem: str, detail: str) -> Verdict:
+        return Verdict(False, count, prev_id or None, prev_hash if prev_id else None, rid, problem, detail)
+
+    with engine.connect() as conn:
+        rows = conn.execution_options(yield_per=5000).execute(sa.select(audit_log).order_by(audit_log.c.id))
+        for row in rows:
+            count += 1
+            rid = row.id
+            if rid != prev_id + 1:
+                return bad(rid, "deleted", f"entries {prev_id + 1}..{rid - 1} are missing before entry {rid}")
+            if entry_hash(row.prev_hash, row._mapping) != row.hash:
+                return bad(rid, "edited", f"entry {rid}: its content does not match its hash")
+            if row.prev_hash != prev_hash:
+                rows.close()
+                follows = conn.execute(sa.select(audit_log.c.id).where(audit_log.c.hash == row.prev_hash)
+                                       .limit(1)).scalar()
+                if follows is not None:
+                    return bad(rid, "reordered", f"entry {rid} follows entry {follows} in the chain, not entry {prev_id}")
+                return bad(rid, "broken", f"entry {rid}: prev_hash does not match entry {prev_id} (an entry "
+                                          "before it was edited and re-hashed, or replaced)")
+            if expect is not None and rid == expect[0]:
+                if row.hash != expect[1]:
+                    return bad(rid, "edited", f"entry {rid} no longer has the expected head hash "
+                                              f"{expect[1][:12]}... (the chain was rewritten from here or before)")
+                anchor_ok = True
+            prev_id, prev_hash = rid, row.hash
+    if not anchor_ok:
+        return bad(expect[0], "deleted", f"the chain ends at entry {prev_id}; expected entry {expect[0]} is gone")
+    return Verdict(True, count, prev_id or None, prev_hash if prev_id else None)
+
+
+def entries(engine: sa.Engine, *, start: datetime | None = None, end: datetime | None = None,
+            username: str | None = None, action: str | None = None, after_id: int = 0,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    query = sa.select(audit_log).where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
+    if start:
+        query = query.where(audit_log.c.at >= start)
+    if end:
+        query = query.where(audit_log.c.at <= end)
+    if username:
+        query = query.where(audit_log.c.username == username)
+    if action:
+        query = query.where(audit_log.c.action == action)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{**dict(r), "at": iso(aware(r["at"]))} for r in rows]

@@ -1,0 +1,56 @@
+"""UTC time helpers shared by the policy modules.
+
+SQLite hands back naive datetimes (everything stored is UTC); PostgreSQL hands back aware ones. Every
+value read from the database goes through `aware` before it is compared or printed.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 UTC with milliseconds and a Z, the contract's time format."""
+    value = aware(value)
+    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_ms(value: datetime) -> datetime:
+    """Drop sub-millisecond digits, so a time survives both back ends and ISO text unchanged."""
+    value = aware(value)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
+    """Accept `YYYY-MM-DD` (start, or end with end_of_day) or ISO-8601 with a zone; return UTC."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, timezone.utc)
+            return moment + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else moment
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"time {text!r}: use YYYY-MM-DD or ISO-8601 with a zone") from None
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r}: give a zone (Z or +hh:mm)")
+    return value.astimezone(timezone.utc)
+
+
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same calendar moment `years` earlier (29 February falls back to the 28th)."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)

@@ -1,0 +1,207 @@
+"""The hot list: entries (exact or partial plates, policy 462.3(c)) and what units receive.
+
+An entry has a pattern (`?` one character, `*` any run), the policy reason (`category`: stolen
+vehicle, stolen plate, wanted, missing person, AMBER, investigation), a source, who entered it, an
+optional expiry and case number, and a free-text `reason` that units show as the label. One entry per
+pattern; an expired entry may be replaced by a new one for the same pattern. The central store is
+the authority: `central.alerts` matches every ingested read against the active entries.
+
+The body units receive is rendered deterministically (active entries sorted, no timestamps), so its
+hash is a stable ETag and an unchanged list costs a unit one 304. The Ed25519 signature over the exact
+body bytes lets the unit trust the file whichever way it arrived.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from central import audit, plates
+from central.clock import aware, iso, parse_time, utcnow
+from central.errors import ApiError
+from central.keys import CentralKeys
+from central.purposes import check_case
+from central.schema import hotlist_entries
+
+FORMAT_VERSION = 1
+MIN_LITERALS = 3                       # a pattern must not alert on a large share of all traffic
+CATEGORIES = {
+    "stolen_vehicle": "stolen vehicle",
+    "stolen_plate": "stolen plate",
+    "wanted": "wanted",
+    "missing_person": "missing person",
+    "amber": "AMBER alert",
+    "investigation": "investigation",
+}
+CSV_COLUMNS = ("plate", "reason", "source", "expires", "note", "case_number")
+MAX_IMPORT_LINES = 20000
+
+
+def check_category(text: str) -> str:
+    code = (text or "").strip().lower().replace("-", "_").replace(" ", "_")
+    code = {"amber_alert": "amber", "stolen_car": "stolen_vehicle"}.get(code, code)
+    if code not in CATEGORIES:
+        raise ValueError(f"reason {text!r}: one of {', '.join(CATEGORIES)}")
+    return code
+
+
+def _active(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(hotlist_entries.c.expires_at.is_(None), hotlist_entries.c.expires_at > now)
+
+
+def active_entries(conn: sa.Connection, now: datetime | None = None) -> list[Any]:
+    return conn.execute(sa.select(hotlist_entries).where(_active(now or utcnow()))
+                        .order_by(hotlist_entries.c.pattern)).all()
+
+
+def entries(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Active entries as units receive them: pattern and label."""
+    with engine.connect() as conn:
+        rows = active_entries(conn)
+    return [{"pattern": r.pattern, "reason": r.reason} for r in rows]
+
+
+def render(engine: sa.Engine, keys: CentralKeys) -> tuple[bytes, str, str]:
+    """Return (body, etag, signature_b64)."""
+    body = json.dumps({"version": FORMAT_VERSION, "entries": entries(engine)},
+                      sort_keys=True, separators=(",", ":")).encode("utf-8")
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, etag, keys.sign(body)
+
+
+def _doc(r: Any, now: datetime) -> dict[str, Any]:
+    expires = aware(r.expires_at)
+    return {"id": r.id, "pattern": r.pattern, "category": r.category, "reason": r.reason, "source": r.source,
+            "entered_by": r.entered_by, "added_at": iso(r.added_at), "expires_at": iso(expires),
+            "case_number": r.case_number, "active": expires is None or expires > now}
+
+
+def list_entries(engine: sa.Engine, include_expired: bool = False) -> list[dict[str, Any]]:
+    now = utcnow()
+    query = sa.select(hotlist_entries).order_by(hotlist_entries.c.pattern)
+    if not include_expired:
+        query = query.where(_active(now))
+    with engine.connect() as conn:
+        return [_doc(r, now) for r in conn.execute(query).all()]
+
+
+def _checked(pattern: str, category: str, source: str, reason: str | None, expires_at: datetime | None,
+             case_number: str | None, now: datetime) -> dict[str, Any]:
+    pattern = plates.check(pattern, MIN_LITERALS)
+    category = check_category(category)
+    source = (source or "").strip()
+    if not source or len(source) > 100:
+        raise ValueError("source: required, at most 100 characters")
+    reason = (reason or CATEGORIES[category]).strip()[:200]
+    if expires_at is not None and aware(expires_at) <= now:
+        raise ValueError("expires: must be in the future")
+    return {"pattern": pattern, "category": category, "source": source, "reason": reason,
+            "expires_at": expires_at, "case_number": check_case(case_number) if case_number else None}
+
+
+def _store(conn: sa.Connection, values: dict[str, Any], by: audit.Who, now: datetime) -> int:
+    """Insert, or replace an expired entry with the same pattern; 409 if an active one exists."""
+    old = conn.execute(sa.select(hotlist_entries.c.id, hotlist_entries.c.expires_at)
+                       .where(hotlist_entries.c.pattern == values["pattern"])).first()
+    row = {**values, "entered_by": by.username, "added_at": now}
+    if old is not None:
+        expires = aware(old.expires_at)
+        if expires is None or expires > now:
+            raise ApiError(409, f"{values['pattern']} is already on the hot list (entry {old.id})")
+        conn.execute(hotlist_entries.update().where(hotlist_entries.c.id == old.id).values(**row))
+        entry_id = old.id
+    else:
+        entry_id = conn.execute(hotlist_entries.insert().values(**row).returning(hotlist_entries.c.id)).scalar_one()
+    audit.append(conn, by, "hotlist_add", {"entry": entry_id, "pattern": values["pattern"],
+                                           "category": values["category"], "source": values["source"],
+                                           "expires": iso(values["expires_at"])},
+                 case_number=values["case_number"])
+    return entry_id
+
+
+def add(engine: sa.Engine, pattern: str, reason: str, *, category: str = "investigation", source: str = "manual",
+        by: audit.Who | None = None, expires_at: datetime | None = None, case_number: str | None = None) -> int:
+    """Add one entry; returns its id. ValueError for bad input, ApiError 409 if already listed."""
+    now = utcnow()
+    values = _checked(pattern, category, source, reason, expires_at, case_number, now)
+    with engine.begin() as conn:
+        return _store(conn, values, by or audit.system("cli"), now)
+
+
+def remove(engine: sa.Engine, pattern: str, by: audit.Who | None = None) -> bool:
+    with engine.begin() as conn:
+        gone = conn.execute(hotlist_entries.delete().where(
+            hotlist_entries.c.pattern == plates.normalise(pattern))).rowcount == 1
+        if gone:
+            audit.append(conn, by or audit.system("cli"), "hotlist_remove", {"pattern": plates.normalise(pattern)})
+    return gone
+
+
+def remove_id(engine: sa.Engine, entry_id: int, by: audit.Who) -> None:
+    with engine.begin() as conn:
+        pattern = conn.execute(sa.select(hotlist_entries.c.pattern).where(hotlist_entries.c.id == entry_id)).scalar()
+        if pattern is None:
+            raise ApiError(404, f"no hot-list entry {entry_id}")
+        conn.execute(hotlist_entries.delete().where(hotlist_entries.c.id == entry_id))
+        audit.append(conn, by, "hotlist_remove", {"entry": entry_id, "pattern": pattern})
+
+
+def import_csv(engine: sa.Engine, text: str, by: audit.Who, dry_run: bool = False) -> dict[str, Any]:
+    """Import `plate,reason,source,expires[,note][,case_number]` lines (a header line first).
+
+    Every line is checked; good lines are added together, bad ones reported by line number with
+    the reason and left out. `dry_run` checks without adding."""
+    now = utcnow()
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in ("plate", "reason", "source") if c not in header]
+    if missing:
+        raise ValueError(f"header: needs columns plate, reason, source (optional expires, note, case_number); "
+                         f"missing {', '.join(missing)}")
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    if unknown:
+        raise ValueError(f"header: unknown column(s) {', '.join(unknown)}")
+    reader.fieldnames = header
+    good: list[tuple[int, dict[str, Any]]] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if line > MAX_IMPORT_LINES + 1:
+            raise ValueError(f"at most {MAX_IMPORT_LINES} lines per import")
+        if None in row:
+            errors.append({"line": line, "error": "more fields than the header has"})
+            continue
+        cells = {k: (v or "").strip() for k, v in row.items()}
+        if not any(cells.values()):
+            continue
+        try:
+            expires = parse_time(cells["expires"], end_of_day=True) if cells.get("expires") else None
+            values = _checked(cells["plate"], cells["reason"], cells["source"], cells.get("note") or None,
+                              expires, cells.get("case_number") or None, now)
+            if values["pattern"] in seen:
+                raise ValueError(f"{values['pattern']} repeats line {seen[values['pattern']]}")
+        except ValueError as exc:
+            errors.append({"line": line, "error": str(exc)})
+            continue
+        seen[values["pattern"]] = line
+        good.append((line, values))
+    added: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for line, values in good:
+            old = conn.execute(sa.select(hotlist_entries.c.id, hotlist_entries.c.expires_at)
+                               .where(hotlist_entries.c.pattern == values["pattern"])).first()
+            if old is not None and (old.expires_at is None or aware(old.expires_at) > now):
+                errors.append({"line": line, "error": f"{values['pattern']} is already on the hot list (entry {old.id})"})
+                continue
+            if dry_run:
+                added.append({"line": line, "pattern": values["pattern"]})
+            else:
+                added.append({"line": line, "pattern": values["pattern"], "id": _store(conn, values, by, now)})
+    errors.sort(key=lambda e: e["line"])
+    return {"added": added, "errors": errors, "dry_run": dry_run}

@@ -1,0 +1,147 @@
+"""Ingest a unit's batch of sealed reads: open, validate, store idempotently by read_id.
+
+Each read gets its own verdict, so one bad read never holds back the others:
+- stored: new, now in the database;
+- duplicate: this unit sent it before (a retry after a lost answer) - nothing is written twice;
+- rejected: cannot be opened, fails the schema, or claims another unit/site; `reason` says why.
+Opening and validating happen before the transaction; the insert is one statement
+`INSERT .. ON CONFLICT DO NOTHING RETURNING read_id`, so concurrent retries of the same read
+cannot both store it, on SQLite and on PostgreSQL alike. Stored reads are matched against the hot
+list in the same transaction (`central.alerts.raise_for`).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy.dialects import postgresql, sqlite
+
+from central import alerts
+from central.errors import ApiError
+from central.schema import read_images, reads
+from central.units import UnitRow
+from unit.contract import ReadInvalid, parse_utc, validate
+from unit.seal import SealError, open_sealed
+
+
+class Rejected(Exception):
+    """One read is refused; the message is the reason sent back to the unit."""
+
+
+@dataclass
+class Opened:
+    row: dict[str, Any]
+    images: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def parse_batch(body: bytes, max_reads: int) -> list[dict[str, Any]]:
+    """Check the wire shape: {"reads": [{"read_id": str, "captured_at": str, "envelope": {...}}]}.
+
+    A batch that is not that shape, or too long, is refused whole (400, 413): nothing is stored."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "body is not JSON") from None
+    items = doc.get("reads") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ApiError(400, "body must be an object with a list 'reads'")
+    if len(items) > max_reads:
+        raise ApiError(413, f"batch of {len(items)} reads; at most {max_reads}")
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and isinstance(item.get("read_id"), str) and item["read_id"]
+                and isinstance(item.get("captured_at"), str) and isinstance(item.get("envelope"), dict)):
+            raise ApiError(400, f"reads[{i}]: needs read_id (str), captured_at (str), envelope (object)")
+    return items
+
+
+def _jpeg(payload: dict[str, Any], name: str) -> bytes:
+    try:
+        data = base64.b64decode(payload[name], validate=True)
+    except (binascii.Error, ValueError):
+        raise Rejected(f"{name}: not base64") from None
+    if not data.startswith(b"\xff\xd8"):
+        raise Rejected(f"{name}: not a JPEG")
+    return data
+
+
+def open_read(item: dict[str, Any], unit: UnitRow, key: X25519PrivateKey, now: datetime) -> Opened:
+    """Open and check one wire item; raise Rejected with the reason."""
+    read_id = item["read_id"]
+    try:
+        payload = open_sealed(item["envelope"], key, read_id)
+        read = validate(payload)
+    except (SealError, ReadInvalid) as exc:
+        raise Rejected(str(exc)) from None
+    if read.read_id != read_id:
+        raise Rejected("read_id: differs from the envelope's read_id")
+    if read.unit_id != unit.unit_id:
+        raise Rejected(f"unit_id: read says {read.unit_id}, request is signed by {unit.unit_id}")
+    if read.site != unit.site:
+        raise Rejected(f"site: read says {read.site}, unit is enrolled at {unit.site}")
+    if read.captured_at != item["captured_at"]:
+        raise Rejected("captured_at: differs from the envelope's clear captured_at")
+    images = [("crop", _jpeg(payload, "crop_jpeg_b64"))]
+    if read.context_jpeg_b64:
+        images.append(("context", _jpeg(payload, "context_jpeg_b64")))
+    row = {"read_id": read_id, "unit_id": read.unit_id, "site": read.site, "lane": read.lane,
+           "direction": read.direction, "captured_at": parse_utc(read.captured_at), "plate": read.plate,
+           "region": read.region, "confidence": float(read.confidence), "candidates": read.candidates,
+           "box": read.box, "model": read.model, "trigger": read.trigger,
+           "schema_version": read.schema_version, "received_at": now}
+    return Opened(row, images)
+
+
+def _insert(dialect: str, table: sa.Table):
+    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+
+
+def ingest(engine: sa.Engine, unit: UnitRow, items: list[dict[str, Any]], key: X25519PrivateKey) -> list[dict[str, str]]:
+    """Open, validate and store `items`; return one result per item, in order."""
+    now = datetime.now(timezone.utc)
+    verdicts: dict[int, dict[str, str]] = {}
+    fresh: dict[str, Opened] = {}              # read_id -> opened, first occurrence in the batch only
+    for i, item in enumerate(items):
+        rid = item["read_id"]
+        if rid in fresh:
+            verdicts[i] = {"read_id": rid, "status": "duplicate"}
+            continue
+        try:
+            fresh[rid] = open_read(item, unit, key, now)
+        except Rejected as exc:
+            verdicts[i] = {"read_id": rid, "status": "rejected", "reason": str(exc)}
+
+    stored: set[str] = set()
+    foreign: set[str] = set()
+    if fresh:
+        with engine.begin() as conn:
+            stmt = (_insert(engine.dialect.name, reads).on_conflict_do_nothing(index_elements=["read_id"])
+                    .returning(reads.c.read_id))
+            stored = set(conn.execute(stmt, [o.row for o in fresh.values()]).scalars())
+            images = [{"read_id": rid, "kind": kind, "jpeg": data}
+                      for rid, o in fresh.items() if rid in stored for kind, data in o.images]
+            if images:
+                conn.execute(read_images.insert(), images)
+            alerts.raise_for(conn, [o.row for rid, o in fresh.items() if rid in stored], now)
+            clash = [rid for rid in fresh if rid not in stored]
+            if clash:
+                foreign = set(conn.execute(sa.select(reads.c.read_id).where(
+                    reads.c.read_id.in_(clash), reads.c.unit_id != unit.unit_id)).scalars())
+
+    results = []
+    for i, item in enumerate(items):
+        rid = item["read_id"]
+        if i in verdicts:
+            results.append(verdicts[i])
+        elif rid in stored:
+            results.append({"read_id": rid, "status": "stored"})
+        elif rid in foreign:
+            results.append({"read_id": rid, "status": "rejected", "reason": "read_id: already stored from another unit"})
+        else:
+            results.append({"read_id": rid, "status": "duplicate"})
+    return results

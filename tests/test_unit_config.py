@@ -1,0 +1,165 @@
+"""The unit config: the shipped example is valid, errors name the key, live keys reload through watchdog."""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from unit import seal
+from unit.camera import QueueSource
+from unit.config import LIVE_KEYS, ConfigError, changed_keys, load
+from unit.reload import FileWatcher
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
+
+
+@pytest.fixture
+def cfgdir(tmp_path):
+    key = X25519PrivateKey.generate()
+    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(key.public_key())).decode())
+    text = EXAMPLE.read_text().replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
+    (tmp_path / "unit.toml").write_text(text)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_example_config_is_valid_and_complete(cfgdir):
+    cfg = load(cfgdir / "unit.toml")
+    assert cfg.unit_id == "gate3-east" and cfg.site == "port-north"
+    assert [lane.name for lane in cfg.lanes] == ["in", "out"]
+    loop = cfg.lanes[0].sensor
+    assert (loop.kind, loop.pin, loop.active_high, loop.pull_up, loop.debounce_ms, loop.min_presence_ms) == \
+        ("loop", 17, False, True, 20.0, 80.0)
+    assert cfg.lanes[0].roi == (0.0, 0.3, 0.5, 1.0) and cfg.lanes[1].direction == "out"
+    assert cfg.camera.resolution == (1920, 1080) and cfg.camera.shutter_us == 1000
+    assert cfg.camera.pre_trigger_frames == 3 and cfg.camera.burst_frames == 5
+    assert cfg.buffer.path == str(cfgdir / "buf.sqlite") and cfg.buffer.max_mb == 512
+    assert cfg.uplink["batch_size"] == 50 and cfg.uplink["url"].startswith("https://")
+    assert cfg.central_kid == seal.key_id(cfg.central_public_key)
+    assert cfg.status_path == str(cfgdir / "buf.sqlite") + ".status.json"
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('unit_id = "gate3-east"', "unit_id = 7", "unit_id: expected a non-empty string, got 7"),
+    ("shutter_us = 1000 ", "shutter_us = 0.5 ", "camera.shutter_us: expected an integer from 10 to 1000000"),
+    ('kind = "picamera2"', 'kind = "usb"', "camera.kind: expected one of 'picamera2', 'replay', got 'usb'"),
+    ('direction = "in"', 'direction = "north"', "lanes[0].direction: expected one of 'in', 'out', 'unknown'"),
+    ("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.5, 0.3, 0.2, 1.0]", "lanes[0].roi: expected [x0, y0, x1, y1]"),
+    ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),
+    ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
+    ("min_read_confidence = 0.4", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
+    ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
+    ('level = "INFO"', 'level = "LOUD"', "log.level: expected one of"),
+    ("window_s = 10", "windw_s = 10", "dedup.windw_s: unknown key"),
+    ('url = "https://central.example.org/api/v1/reads"', 'url = "ftp://x"', "uplink.url: expected an http(s) URL"),
+    ('public_key_path = "central-seal.pub"', 'public_key_path = "missing.pub"', "central.public_key_path: expected a readable"),
+    ('public_key_path = "central-seal.pub"', 'public_key = "bm90IGEga2V5"', "central.public_key: expected an X25519 public key"),
+    ('[hotlist]', 'bogus = 1\n[hotlist]', "motion.bogus: unknown key (known: min_fraction"),
+])
+def test_errors_name_the_key_and_what_was_expected(cfgdir, old, new, message):
+    edit(cfgdir / "unit.toml", old, new)
+    with pytest.raises(ConfigError) as exc:
+        load(cfgdir / "unit.toml")
+    assert message in str(exc.value)
+
+
+def test_not_toml_and_missing_required(cfgdir, tmp_path):
+    (tmp_path / "bad.toml").write_text("unit_id = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path / "bad.toml")
+    edit(cfgdir / "unit.toml", 'site = "port-north"', "")
+    with pytest.raises(ConfigError, match=r"^site: missing \(required\)"):
+        load(cfgdir / "unit.toml")
+
+
+def test_uplink_section_is_passed_through(cfgdir):
+    (cfgdir / "unit.toml").write_text((cfgdir / "unit.toml").read_text() + "backoff_max_s = 300\n[uplink.tls]\nca = \"/etc/ca.pem\"\n")
+    cfg = load(cfgdir / "unit.toml")
+    assert cfg.uplink["backoff_max_s"] == 300 and cfg.uplink["tls"] == {"ca": "/etc/ca.pem"}
+
+
+def test_changed_keys_split_live_from_restart(cfgdir):
+    a = load(cfgdir / "unit.toml")
+    edit(cfgdir / "unit.toml", "min_read_confidence = 0.4", "min_read_confidence = 0.6")
+    edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 4")
+    edit(cfgdir / "unit.toml", "burst_frames = 5", "burst_frames = 7")
+    live, restart = changed_keys(a, load(cfgdir / "unit.toml"))
+    assert live == ["dedup.window_s", "recognition.min_read_confidence"]
+    assert restart == ["camera.burst_frames"]
+    assert {"log.level", "hotlist.path", "recognition.min_det_score"} <= LIVE_KEYS
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_file_watcher_sees_in_place_writes_and_atomic_renames(tmp_path):
+    target = tmp_path / "watched.toml"
+    target.write_text("a = 1\n")
+    seen: list[Path] = []
+    w = FileWatcher(settle_s=0.05)
+    w.watch(target, seen.append)
+    w.start()
+    try:
+        target.write_text("a = 2\n")
+        assert wait_for(lambda: len(seen) == 1)
+        tmp = tmp_path / "watched.toml.new"
+        tmp.write_text("a = 3\n")
+        tmp.replace(target)                      # how many editors save
+        assert wait_for(lambda: len(seen) == 2)
+        (tmp_path / "other.txt").write_text("x")  # a neighbour changing is not our file
+        time.sleep(0.3)
+        assert len(seen) == 2 and seen[0] == target.resolve()
+    finally:
+        w.stop()
+
+
+def test_running_unit_reloads_live_keys_without_restart_and_names_the_rest(cfgdir, caplog):
+    from unit.service import Unit, watch_files
+    Device.pin_factory = MockFactory()
+    try:
+        cfg = load(cfgdir / "unit.toml")
+        hot = cfgdir / "hot.txt"
+        hot.write_text("7ABC123,stolen\n")
+        edit(cfgdir / "unit.toml", 'path = ""', f'path = "{hot}"')
+        cfg = load(cfgdir / "unit.toml")
+        unit = Unit(cfg, QueueSource(), env={})
+        assert len(unit.hotlist) == 1
+        watcher = watch_files(unit, cfg)
+        caplog.set_level(logging.INFO)
+        try:
+            edit(cfgdir / "unit.toml", "min_read_confidence = 0.4", "min_read_confidence = 0.75")
+            edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 3")
+            edit(cfgdir / "unit.toml", "shutter_us = 1000", "shutter_us = 500")
+            assert wait_for(lambda: unit.stage.cfg.recognition.min_read_confidence == 0.75)
+            assert unit.stage.deduper.window_s == 3
+            assert unit.cfg.camera.shutter_us == 1000                      # not applied live...
+            assert wait_for(lambda: unit.health.snapshot().get("restart_needed") == ["camera.shutter_us"])
+            assert any("need a restart" in r.getMessage() and "camera.shutter_us" in r.getMessage()
+                       for r in caplog.records)
+            hot.write_text("7ABC123,stolen\nXYZ*,partial\n")                # hot list reloads on its own change
+            assert wait_for(lambda: len(unit.stage.hotlist) == 2)
+            (cfgdir / "unit.toml").write_text("unit_id = ")                # a broken save changes nothing
+            assert wait_for(lambda: any("config change ignored" in r.getMessage() for r in caplog.records))
+            assert unit.stage.cfg.recognition.min_read_confidence == 0.75
+        finally:
+            watcher.stop()
+            unit.stop()
+    finally:
+        Device.pin_factory.reset()

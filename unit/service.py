@@ -1,0 +1,480 @@
+"""The unit service: wires sensor -> capture -> recognise -> vote -> buffer, and keeps it running.
+
+Four threads, data flowing one way between them through queues:
+  capture    reads the frame source (and, in replay, turns recorded edges into pin changes)
+  trigger    sensor presence, motion fallback, pre-trigger ring, bursts        (unit.sensors, unit.burst)
+  recognise  recognition, voting, dedup, sealing, storing                      (unit.pipeline)
+  health     status file, sd_notify STATUS / WATCHDOG, retries of what failed  (unit.health)
+Live, a backlog drops frames (counted) rather than grow memory; in replay it waits instead, so a replay
+gives the same reads every time. Every fault (camera, model, disk, a bad frame) becomes a logged error and
+a health state; the service keeps running and recovers by itself when the fault goes.
+
+CLI: `alpr-unit run --config FILE`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from unit import hotlist as hotlist_mod
+from unit import logs
+from unit.buffer import SealedBuffer
+from unit.burst import BurstAssembler, FrameWork, Work
+from unit.camera import BadFrame, Edge, Frame, FrameSource, PiCameraSource, ReplaySource, SourceEnded, check_frame
+from unit.config import ConfigError, UnitConfig, changed_keys, load
+from unit.health import Health, sd_notify, watchdog_interval, write_status
+from unit.pipeline import ModelHolder, RecognitionStage
+from unit.reload import FileWatcher
+from unit.sensors import Lane, Presence
+
+log = logging.getLogger("unit.service")
+LOOP_STALL_S = 30.0          # a loop silent this long is hung: stop feeding the systemd watchdog
+REOPEN_BACKOFF_S = (1.0, 30.0)   # first and longest wait before reopening a failed camera
+BAD_FRAMES_CLEAR_S = 10.0    # frames health returns to ok after this long without a bad frame
+POLL_S = 0.2                 # how often an idle loop looks up (beats, stop requests)
+
+
+def _fields(**kw: Any) -> dict[str, Any]:
+    return {"fields": kw}
+
+
+def open_buffer(cfg: UnitConfig, health: Health, clock: Callable[[], float] = time.time) -> SealedBuffer | None:
+    """Open the buffer; a corrupt file is moved aside (kept for recovery) and a new one started,
+    any other failure leaves the unit running without a buffer (retried by the health loop)."""
+    path = Path(cfg.buffer.path)
+    args = dict(max_bytes=int(cfg.buffer.max_mb * 1024 * 1024), max_age_s=cfg.buffer.max_age_days * 86400, clock=clock)
+    try:
+        buf = SealedBuffer(path, **args)
+        health.set("buffer", "ok")
+        return buf
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "corrupt" not in str(exc).lower():
+            health.set("buffer", "error", f"cannot open {path}: {exc}")
+            log.error("buffer: cannot open %s: %s", path, exc, extra=_fields(event="buffer_error"))
+            return None
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        log.error("buffer: %s is corrupt (%s); moved to %s and started a new one", path, exc, aside,
+                  extra=_fields(event="buffer_corrupt"))
+        try:
+            buf = SealedBuffer(path, **args)
+        except (sqlite3.Error, OSError) as exc2:
+            health.set("buffer", "error", str(exc2))
+            return None
+        health.set("buffer", "recovered", f"corrupt file kept as {aside.name}")
+        return buf
+    except OSError as exc:
+        health.set("buffer", "error", f"cannot open {path}: {exc}")
+        log.error("buffer: cannot open %s: %s", path, exc, extra=_fields(event="buffer_error"))
+        return None
+
+
+class Unit:
+    """One running unit. `live=False` (replay) waits on backlog instead of dropping frames."""
+
+    def __init__(self, cfg: UnitConfig, source: FrameSource, *, clock: Callable[[], float] = time.time,
+                 live: bool = True, recogniser_factory: Callable[[], Any] | None = None,
+                 env: dict[str, str] | None = None):
+        self.cfg, self.source, self.clock, self.live = cfg, source, clock, live
+        self.env = os.environ if env is None else env
+        self.health = Health(cfg.unit_id)
+        self.health.note("site", cfg.site)
+        self.health.set("camera", "starting")
+        self.events: queue.Queue[Frame | Presence] = queue.Queue()
+        self.work: queue.Queue[Work] = queue.Queue()
+        n = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames
+        self._event_frames = threading.BoundedSemaphore(max(2, n))      # frames waiting for the trigger loop
+        self._work_frames = threading.BoundedSemaphore(max(2, n))       # frames waiting for recognition
+        self.buffer = open_buffer(cfg, self.health, clock)
+        self.models = ModelHolder(cfg.recognition, self.health, recogniser_factory)
+        self.hotlist = self._load_hotlist(cfg.hotlist_path)
+        self.lanes = {lc.name: Lane(lc, cfg.motion, self.events.put, clock) for lc in cfg.lanes}
+        self.assembler = BurstAssembler(cfg.camera, list(cfg.lanes), self._emit)
+        self.stage = RecognitionStage(cfg, self.models, self.buffer, self.health, self.hotlist)
+        self._stop = threading.Event()
+        self._capture_done = threading.Event()
+        self._trigger_done = threading.Event()
+        self.source_ended = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_frame = time.monotonic()
+        self._last_bad = 0.0
+        self._last_buffer_try = 0.0
+        self.reopen_backoff_s = REOPEN_BACKOFF_S
+
+    # -- set-up and reload -----------------------------------------------------------------------------
+    def _load_hotlist(self, path: str) -> hotlist_mod.HotList:
+        try:
+            hl = hotlist_mod.load(path)
+            self.health.set("hotlist", "ok" if path else "none", entries=len(hl))
+            return hl
+        except (OSError, ValueError) as exc:
+            self.health.set("hotlist", "error", str(exc))
+            log.error("hot list not loaded: %s", exc, extra=_fields(event="hotlist_error"))
+            return hotlist_mod.HotList()
+
+    def reload_hotlist(self, *_: object) -> None:
+        self.hotlist = self.stage.hotlist = self._load_hotlist(self.cfg.hotlist_path)
+        log.info("hot list loaded: %d entries", len(self.hotlist), extra=_fields(event="hotlist_loaded"))
+
+    def reload(self, new: UnitConfig) -> tuple[list[str], list[str]]:
+        """Apply the live keys of a changed config; name the rest as needing a restart."""
+        live, restart = changed_keys(self.cfg, new)
+        if live:
+            self.stage.apply(new)
+            for lane in self.lanes.values():
+                lane.set_motion(new.motion)
+            if new.log != self.cfg.log:
+                logs.setup(new.log.level, new.log.format)
+            hot_changed = new.hotlist_path != self.cfg.hotlist_path
+            self.cfg = _merge_live(self.cfg, new)
+            if hot_changed:
+                self.reload_hotlist()
+            log.info("config reloaded: %s", ", ".join(live), extra=_fields(event="config_reloaded", keys=live))
+        if restart:
+            log.warning("config keys changed that need a restart to apply: %s", ", ".join(restart),
+                        extra=_fields(event="config_needs_restart", keys=restart))
+            self.health.note("restart_needed", restart)
+        return live, restart
+
+    def reload_from(self, path: Path) -> None:
+        try:
+            new = load(path)
+        except ConfigError as exc:
+            log.error("config change ignored, the file is invalid: %s", exc, extra=_fields(event="config_invalid"))
+            return
+        self.reload(new)
+
+    # -- the loops ---------------------------------------------------------------------------------------
+    def _emit(self, item: Work) -> None:
+        """From the trigger loop to recognition; a frame waits (replay) or is dropped (live) on backlog."""
+        if isinstance(item, FrameWork):
+            if not self._acquire(self._work_frames):
+                self.health.count("frames_dropped_backlog")
+                if self.health.set("pipeline", "backlog", "recognition is behind; frames dropped"):
+                    log.warning("recognition backlog: dropping frames", extra=_fields(event="backlog"))
+                return
+        self.work.put(item)
+
+    def _acquire(self, sem: threading.BoundedSemaphore) -> bool:
+        if self.live:
+            return sem.acquire(blocking=False)
+        while not sem.acquire(timeout=0.2):
+            if self._stop.is_set() and self._capture_done.is_set() and self._trigger_done.is_set():
+                return False
+        return True
+
+    def _camera_state(self, state: str, detail: str = "") -> None:
+        if self.health.set("camera", state, detail):
+            lvl = logging.INFO if state == "ok" else logging.ERROR
+            log.log(lvl, "camera %s%s", state, f": {detail}" if detail else "", extra=_fields(event=f"camera_{state}"))
+
+    def _capture_loop(self) -> None:
+        first, longest = self.reopen_backoff_s
+        backoff = first
+        stall = self.cfg.camera.stall_after_s
+        try:
+            self.source.open()
+        except Exception as exc:
+            self._camera_state("error", f"cannot open: {type(exc).__name__}: {exc}")
+        while not self._stop.is_set():
+            self.health.beat("capture")
+            try:
+                item = self.source.read(timeout=min(POLL_S, stall))
+            except SourceEnded:
+                self.source_ended.set()
+                break
+            except BadFrame as exc:
+                self._bad_frame(exc, stall)
+                continue
+            except Exception as exc:
+                self._camera_state("error", f"{type(exc).__name__}: {exc}")
+                self._reopen(backoff)
+                backoff = min(backoff * 2, longest)
+                continue
+            if item is None:
+                if self._check_stall(stall):
+                    self._reopen(backoff)
+                    backoff = min(backoff * 2, longest)
+                continue
+            if isinstance(item, Edge):
+                self._drive(item)
+                continue
+            try:
+                check_frame(item.image)
+            except BadFrame as exc:
+                self._bad_frame(exc, stall)
+                continue
+            backoff = first
+            self._last_frame = time.monotonic()
+            if self._last_bad and self._last_frame - self._last_bad > BAD_FRAMES_CLEAR_S:
+                self._last_bad = 0.0
+                self.health.set("frames", "ok")
+            self.health.count("frames")
+            self._camera_state("ok")
+            if not self._acquire(self._event_frames):
+                self.health.count("frames_dropped_capture")
+                if self.health.set("pipeline", "backlog", "trigger stage is behind; frames dropped"):
+                    log.warning("trigger backlog: dropping frames", extra=_fields(event="backlog"))
+                continue
+            self.events.put(item)
+        self._capture_done.set()
+
+    def _bad_frame(self, exc: BadFrame, stall: float) -> None:
+        """Log the first bad frame of a run (not every one), count all, and show it in health."""
+        self.health.count("bad_frames")
+        if not self._last_bad:
+            log.error("bad frame skipped: %s", exc, extra=_fields(event="bad_frame"))
+        self._last_bad = time.monotonic()
+        self.health.set("frames", "bad", f"last: {exc}")
+        self._check_stall(stall)
+
+    def _check_stall(self, stall: float) -> bool:
+        quiet = time.monotonic() - self._last_frame
+        if quiet > stall:
+            self._camera_state("stalled", f"no good frame for over {stall:g} s")
+            return True
+        return False
+
+    def _reopen(self, wait: float) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            pass
+        end = time.monotonic() + wait
+        while (left := end - time.monotonic()) > 0:     # wait, still beating: a dead camera is not a hung loop
+            if self._stop.wait(min(POLL_S, left)):
+                return
+            self.health.beat("capture")
+        try:
+            self.source.open()
+        except Exception as exc:
+            self._camera_state("error", f"cannot open: {type(exc).__name__}: {exc}")
+
+    def _drive(self, edge: Edge) -> None:
+        """Replay: a recorded sensor change becomes a change on the lane's (mock) pin."""
+        lane = self.lanes.get(edge.lane)
+        if lane is None or lane.sensor is None:
+            log.debug("replay edge for lane %s without a sensor ignored", edge.lane)
+            return
+        try:
+            lane.sensor.drive(edge.active)
+        except Exception as exc:
+            log.error("cannot drive pin for lane %s (replay needs gpiozero's MockFactory): %s", edge.lane, exc)
+
+    def _trigger_loop(self) -> None:
+        while True:
+            self.health.beat("trigger")
+            try:
+                item = self.events.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._capture_done.is_set() and (self._stop.is_set() or self.source_ended.is_set()):
+                    break
+                if self.live:
+                    self.assembler.tick(self.clock())
+                continue
+            try:
+                if isinstance(item, Presence):
+                    self.assembler.on_presence(item)
+                else:
+                    self._event_frames.release()
+                    for lane in self.lanes.values():
+                        p = lane.on_frame(item.image, item.t)
+                        if p is not None:
+                            self.assembler.on_presence(p)
+                    self.assembler.on_frame(item)
+            except Exception:
+                log.exception("trigger stage failed on an event; continuing")
+            finally:
+                self.events.task_done()
+        self.assembler.close_all(self.clock())     # the end of a replay or a stop: finish what was seen
+        self._trigger_done.set()
+
+    def _recognise_loop(self) -> None:
+        while True:
+            self.health.beat("recognise")
+            try:
+                item = self.work.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._trigger_done.is_set():
+                    break
+                continue
+            try:
+                if isinstance(item, FrameWork):
+                    self._work_frames.release()
+                self.stage.handle(item)
+            except Exception:
+                log.exception("recognition stage failed on a burst; continuing")
+            finally:
+                self.work.task_done()
+
+    def _health_loop(self) -> None:
+        wd = watchdog_interval(self.env)
+        period = min(self.cfg.health.interval_s, wd or self.cfg.health.interval_s)
+        while True:
+            self.update_health()
+            stalled = self.health.stalled_loops(LOOP_STALL_S)
+            if wd and not stalled:
+                sd_notify("WATCHDOG=1", self.env)
+            elif stalled:
+                log.error("loops not progressing: %s (systemd watchdog will act)", ", ".join(stalled))
+            sd_notify("STATUS=" + self.health.summary(), self.env)
+            if self._stop.wait(period):
+                break
+
+    def update_health(self) -> dict[str, Any]:
+        now = self.clock()
+        if self.buffer is None and time.monotonic() - self._last_buffer_try > 30:
+            self._last_buffer_try = time.monotonic()
+            self.buffer = self.stage.buffer = open_buffer(self.cfg, self.health, self.clock)
+        if self.buffer is not None:
+            try:
+                self.health.note("buffer", self.buffer.stats())
+            except sqlite3.Error as exc:
+                self.health.set("buffer", "error", str(exc))
+        self.health.note("lanes", {name: lane.health(now) for name, lane in self.lanes.items()})
+        for name, lane in self.lanes.items():
+            st = lane.sensor_state(now)
+            self.health.set(f"lane:{name}", "ok" if st in ("ok", "none") else st)
+        if (self.health.get("pipeline").get("state") == "backlog"
+                and self.events.unfinished_tasks == 0 and self.work.unfinished_tasks == 0):
+            self.health.set("pipeline", "ok")
+            log.info("pipeline caught up", extra=_fields(event="backlog_cleared"))
+        self.models.get()       # retries a failed model load when its time comes
+        snap = self.health.snapshot()
+        try:
+            write_status(self.cfg.status_path, snap)
+        except OSError as exc:
+            log.debug("status file not written: %s", exc)
+        return snap
+
+    # -- control -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        logs_fields = _fields(event="start", unit_id=self.cfg.unit_id, lanes=[lane.name for lane in self.cfg.lanes])
+        log.info("unit starting", extra=logs_fields)
+        self.models.get()
+        for name, target in (("capture", self._capture_loop), ("trigger", self._trigger_loop),
+                             ("recognise", self._recognise_loop), ("health", self._health_loop)):
+            if name == "health":
+                sd_notify("READY=1", self.env)      # before the first WATCHDOG=1 / STATUS=
+            t = threading.Thread(target=target, name=f"unit-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """True once every frame and burst handed in so far has gone all the way through."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (self.events.unfinished_tasks == 0 and self.work.unfinished_tasks == 0
+                    and not self.assembler.open and not self.stage.bursts):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def wait_ended(self, timeout: float = 600.0) -> bool:
+        """Replay: wait for the source to end and everything to drain."""
+        end = time.monotonic() + timeout
+        if not self.source_ended.wait(timeout):
+            return False
+        self._trigger_done.wait(max(0.0, end - time.monotonic()))
+        while time.monotonic() < end and self.work.unfinished_tasks:
+            time.sleep(0.01)
+        return self.work.unfinished_tasks == 0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        sd_notify("STOPPING=1", self.env)
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        self.stage.finish_all()
+        self.health.note("stopped_at", time.time())
+        self.update_health()
+        for lane in self.lanes.values():
+            lane.close()
+        try:
+            self.source.close()
+        except Exception:
+            pass
+        if self.buffer is not None:
+            self.buffer.close()
+        log.info("unit stopped", extra=_fields(event="stop", counters=self.health.counters))
+
+
+def _merge_live(old: UnitConfig, new: UnitConfig) -> UnitConfig:
+    from dataclasses import replace
+    rec = replace(old.recognition, min_det_score=new.recognition.min_det_score,
+                  min_frame_confidence=new.recognition.min_frame_confidence,
+                  min_read_confidence=new.recognition.min_read_confidence, min_chars=new.recognition.min_chars)
+    return replace(old, recognition=rec, dedup=new.dedup, motion=new.motion, hotlist_path=new.hotlist_path, log=new.log)
+
+
+def make_source(cfg: UnitConfig, clock: Callable[[], float] = time.time) -> FrameSource:
+    if cfg.camera.kind == "picamera2":
+        return PiCameraSource(cfg.camera, clock)
+    if not cfg.camera.source:
+        raise ConfigError("camera.source: expected a clip or stills folder when camera.kind = 'replay'")
+    lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
+    return ReplaySource(cfg.camera.source, cfg.camera, lane, realtime=True)
+
+
+def watch_files(unit: Unit, cfg: UnitConfig) -> FileWatcher:
+    watcher = FileWatcher()
+    if cfg.path:
+        watcher.watch(cfg.path, unit.reload_from)
+    if cfg.hotlist_path:
+        watcher.watch(cfg.hotlist_path, unit.reload_hotlist)
+    watcher.start()
+    return watcher
+
+
+def load_or_exit(path: str) -> UnitConfig | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"alpr-unit: config error: {exc}", file=sys.stderr)
+        return None
+
+
+# -- CLI: alpr-unit run --------------------------------------------------------------------------------------
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run the unit service (on a Pi, under systemd)",
+                       description="Run the unit: sensors, camera, recognition, sealed buffer, health.")
+    p.add_argument("--config", required=True, help="the unit's TOML config file")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_or_exit(args.config)
+    if cfg is None:
+        return 2
+    logs.setup(cfg.log.level, cfg.log.format)
+    try:
+        source = make_source(cfg)
+    except (ConfigError, ValueError) as exc:
+        print(f"alpr-unit: {exc}", file=sys.stderr)
+        return 2
+    unit = Unit(cfg, source, live=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    watcher = watch_files(unit, cfg)
+    unit.start()
+    try:
+        while not stop.wait(1.0):
+            if unit.source_ended.is_set() and unit.wait_idle(0.1):
+                break       # a replay camera came to its end
+    finally:
+        watcher.stop()
+        unit.stop()
+    return 0

@@ -1,0 +1,327 @@
+"""Uplink: deliver sealed reads from the buffer to the central store, at least once, never lost.
+
+The rules (guide, "Uplink"; issue 4):
+- a read leaves the buffer only when a 2xx answer names it `stored` or `duplicate`;
+- a read the store names `rejected` is quarantined with the store's reason, never dropped;
+- anything else - another status, a timeout, a reset, an answer that cannot be parsed - means
+  "try again later", after a capped exponential backoff with full jitter, and never sooner than
+  the store's Retry-After;
+- 413 halves the batch; a single read still too large is quarantined (it can never be delivered).
+The central store de-duplicates by read_id, so resending after a lost answer is always safe.
+
+Plain constructor arguments (no config object) keep this testable; `from_config` maps the unit's
+[uplink] section onto them.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from unit.contract import utc_ms
+from unit.health import write_status
+from unit.signing import sign_headers
+
+log = logging.getLogger(__name__)
+
+READS_PATH = "/v1/reads"
+ENROL_PATH = "/v1/enroll"
+
+
+class Buffer(Protocol):
+    """What the uplink needs of `unit.buffer.SealedBuffer`."""
+    def pending(self, limit: int = 100) -> list: ...
+    def mark_sent(self, read_ids: list[str]) -> None: ...
+    def mark_attempt(self, read_ids: list[str]) -> None: ...
+    def quarantine(self, read_id: str, reason: str) -> None: ...
+
+
+class SignedClient:
+    """requests with the unit's signature on every call (see `unit.signing`).
+
+    If the store refuses a timestamp as stale it says its own time; the client keeps the offset so
+    a unit whose clock has drifted (a Pi has no RTC) recovers without waiting for NTP.
+    """
+
+    def __init__(self, base_url: str, unit_id: str, key: Ed25519PrivateKey,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = (5.0, 30.0)):
+        self.base_url = base_url.rstrip("/")
+        self.unit_id = unit_id
+        self.key = key
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.clock_offset_s = 0.0
+
+    def request(self, method: str, path: str, body: bytes = b"",
+                headers: dict[str, str] | None = None) -> requests.Response:
+        url = self.base_url + path
+        signed = sign_headers(self.key, self.unit_id, method, urlsplit(url).path, body,
+                              now=time.time() + self.clock_offset_s)
+        resp = self.session.request(method, url, data=body, timeout=self.timeout,
+                                    headers={**(headers or {}), **signed})
+        if resp.status_code == 401:
+            try:
+                server_time = resp.json().get("server_time")
+            except ValueError:
+                server_time = None
+            if isinstance(server_time, (int, float)):
+                self.clock_offset_s = server_time - time.time()
+                log.warning("central says our clock is off by %.0f s; adjusting", self.clock_offset_s)
+        return resp
+
+    def post_json(self, path: str, doc: Any) -> requests.Response:
+        body = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+        return self.request("POST", path, body, {"Content-Type": "application/json"})
+
+
+def retry_after_s(resp: requests.Response) -> float | None:
+    """Retry-After as seconds, from either form HTTP allows (delta-seconds or an HTTP date)."""
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_s(failures: int, base_s: float, cap_s: float, rng: random.Random,
+              retry_after: float | None = None) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2^(failures-1))), but never below Retry-After."""
+    ceiling = min(cap_s, base_s * 2 ** min(max(failures - 1, 0), 30))
+    return max(rng.uniform(0.0, ceiling), retry_after or 0.0)
+
+
+@dataclass
+class Outcome:
+    """What one push did. `progress` is True when the store answered for at least one read."""
+    batch: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    progress: bool = False
+
+
+@dataclass
+class UplinkState:
+    """Visible in `alpr-unit status` (written to `state_path` as JSON after every push)."""
+    state: str = "starting"             # idle | sending | backing_off | refused
+    url: str = ""
+    last_attempt_at: str | None = None
+    last_success_at: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_attempt_at: str | None = None
+    batch_limit: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    clock_offset_s: float = 0.0
+
+
+class Uplink:
+    def __init__(self, url: str, unit_id: str, key: Ed25519PrivateKey, buffer: Buffer,
+                 session: requests.Session | None = None, batch_size: int = 100,
+                 max_batch_bytes: int = 8 * 1024 * 1024, backoff_base_s: float = 1.0,
+                 backoff_cap_s: float = 300.0, idle_s: float = 5.0,
+                 timeout: tuple[float, float] = (5.0, 30.0), state_path: str | Path | None = None,
+                 rng: random.Random | None = None):
+        self.client = SignedClient(url, unit_id, key, session, timeout)
+        self.buffer = buffer
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.idle_s = idle_s
+        self.state_path = Path(state_path) if state_path else None
+        self.rng = rng or random.Random()
+        self._batch_limit = batch_size
+        self._state = UplinkState(url=url, batch_limit=batch_size)
+        self._lock = threading.Lock()
+
+    # -- one push -----------------------------------------------------------------------------------
+    def _take(self) -> list:
+        batch = self.buffer.pending(limit=self._batch_limit)
+        total, keep = 0, []
+        for r in batch:                            # byte cap, but always at least one read
+            if keep and total + r.size > self.max_batch_bytes:
+                break
+            keep.append(r)
+            total += r.size
+        return keep
+
+    def push_once(self) -> Outcome:
+        """Send one batch and apply the answer to the buffer. Never raises for network trouble."""
+        batch = self._take()
+        out = Outcome(batch=len(batch))
+        if not batch:
+            return out
+        ids = [r.read_id for r in batch]
+        self.buffer.mark_attempt(ids)
+        doc = {"reads": [{"read_id": r.read_id, "captured_at": r.captured_at, "envelope": r.envelope}
+                         for r in batch]}
+        try:
+            resp = self.client.post_json(READS_PATH, doc)
+        except requests.RequestException as exc:
+            out.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return out
+        out.status = resp.status_code
+        if resp.status_code == 413:
+            return self._too_large(batch, out, resp)
+        if not 200 <= resp.status_code < 300:
+            out.retry_after = retry_after_s(resp)
+            out.error = _error_text(resp)
+            return out
+        sent = set(ids)
+        try:
+            results = resp.json()["results"]
+            named = {r["read_id"]: r for r in results if isinstance(r, dict) and r.get("read_id") in sent}
+        except (ValueError, KeyError, TypeError):
+            out.error = "2xx answer without a readable results list"
+            return out
+        acked = [rid for rid, r in named.items() if r.get("status") in ("stored", "duplicate")]
+        self.buffer.mark_sent(acked)
+        for rid, r in named.items():
+            if r.get("status") == "rejected":
+                reason = str(r.get("reason") or "rejected by central (no reason given)")
+                self.buffer.quarantine(rid, reason)
+                log.warning("read %s rejected by central and quarantined: %s", rid, reason)
+        counts = Counter(r.get("status") for r in named.values())
+        out.stored, out.duplicate, out.rejected = counts["stored"], counts["duplicate"], counts["rejected"]
+        out.progress = bool(acked) or out.rejected > 0
+        if not out.progress:
+            out.error = "2xx answer named none of the reads sent"
+        self._batch_limit = min(self.batch_size, self._batch_limit * 2)   # regrow after a 413
+        return out
+
+    def _too_large(self, batch: list, out: Outcome, resp: requests.Response) -> Outcome:
+        if len(batch) > 1:
+            self._batch_limit = max(1, len(batch) // 2)
+            out.progress = True                    # not a failure of the store: retry at once, smaller
+            return out
+        reason = f"central refuses this read as too large (413: {_error_text(resp)})"
+        self.buffer.quarantine(batch[0].read_id, reason)
+        out.rejected, out.progress = 1, True
+        return out
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, until_empty: bool = False) -> None:
+        """Push until `stop` is set (or, with until_empty, until nothing is pending)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                out = self.push_once()
+            except Exception as exc:               # a buffer error must not kill the thread
+                log.exception("uplink push failed")
+                out = Outcome(batch=1, error=f"{type(exc).__name__}: {exc}")
+            if out.batch == 0:
+                self._record(out, "idle", None)
+                if until_empty:
+                    return
+                stop.wait(self.idle_s)
+                continue
+            if out.progress:
+                failures = 0
+                self._record(out, "sending", None)
+                continue
+            failures += 1
+            delay = backoff_s(failures, self.backoff_base_s, self.backoff_cap_s, self.rng, out.retry_after)
+            self._record(out, "refused" if out.status in (401, 403) else "backing_off", delay, failures)
+            stop.wait(delay)
+
+    def _record(self, out: Outcome, state: str, delay: float | None, failures: int = 0) -> None:
+        now = time.time()
+        with self._lock:
+            s = self._state
+            changed = s.state != state
+            s.state, s.consecutive_failures, s.batch_limit = state, failures, self._batch_limit
+            s.clock_offset_s = round(self.client.clock_offset_s, 1)
+            if out.batch:
+                s.last_attempt_at, s.last_status, s.last_error = utc_ms(now), out.status, out.error
+            if out.progress:
+                s.last_success_at = utc_ms(now)
+            s.stored += out.stored
+            s.duplicate += out.duplicate
+            s.rejected += out.rejected
+            s.next_attempt_at = utc_ms(now + delay) if delay else None
+            snapshot = asdict(s)
+        if self.state_path and (out.batch or changed):      # not on every idle poll
+            write_status(self.state_path, snapshot)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return asdict(self._state)
+
+
+def _error_text(resp: requests.Response) -> str:
+    try:
+        return str(resp.json().get("error") or resp.status_code)[:200]
+    except (ValueError, AttributeError):
+        return f"HTTP {resp.status_code}"
+
+
+def read_state(path: str | Path) -> dict[str, Any] | None:
+    """The last uplink state written by the running service (for `alpr-unit status`)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_identity(path: str | Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def public_key_b64(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def enroll(url: str, token: str, unit_id: str, key: Ed25519PrivateKey,
+           session: requests.Session | None = None, timeout: float = 15.0) -> dict[str, Any]:
+    """Register this unit's public key with a one-time token. Returns the store's answer: site,
+    sealing_public_key (X25519, for unit.seal), sealing_key_id, signing_public_key (Ed25519)."""
+    resp = (session or requests).post(url.rstrip("/") + ENROL_PATH, timeout=timeout,
+                                      json={"token": token, "unit_id": unit_id, "public_key": public_key_b64(key)})
+    if resp.status_code != 200:
+        raise RuntimeError(f"enrolment refused ({resp.status_code}): {_error_text(resp)}")
+    return resp.json()
+
+
+def from_config(section: dict[str, Any], unit_id: str, buffer: Buffer, state_path: str | Path | None = None) -> Uplink:
+    """Build the uplink from the unit config's [uplink] table (keys: docs/central-api.md)."""
+    session = requests.Session()
+    if section.get("ca_bundle"):                   # a private CA for the central store's certificate
+        session.verify = section["ca_bundle"]
+    return Uplink(url=section["url"], unit_id=unit_id, key=load_identity(section["identity_key_path"]),
+                  buffer=buffer, session=session, batch_size=int(section.get("batch_size", 100)),
+                  max_batch_bytes=int(section.get("max_batch_bytes", 8 * 1024 * 1024)),
+                  backoff_base_s=float(section.get("backoff_base_s", 1.0)),
+                  backoff_cap_s=float(section.get("backoff_cap_s", 300.0)),
+                  idle_s=float(section.get("idle_s", 5.0)),
+                  timeout=(float(section.get("connect_timeout_s", 5.0)), float(section.get("read_timeout_s", 30.0))),
+                  state_path=section.get("state_path") or state_path)
