@@ -1,0 +1,119 @@
+"""The recogniser on real photos with the shipped int8 models (real LiteRT inference)."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unit import cli
+from unit.evaluate import evaluate, load_crops, load_endtoend
+from unit.litert import ModelError
+from unit.recognise import MODEL_DIR, BadFrame, Recogniser
+
+BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Recogniser(threads=1)
+
+
+def _photo(k: int = 0):
+    item = load_endtoend(BENCH / "endtoend" / "us")[k]
+    return np.asarray(Image.open(item.image).convert("RGB")), item
+
+
+def test_models_are_small_int8_files():
+    for name in ("detector.tflite", "reader.tflite"):
+        assert (MODEL_DIR / name).stat().st_size < 4_000_000
+    from ai_edge_litert.interpreter import Interpreter
+    for name in ("detector.tflite", "reader.tflite"):
+        it = Interpreter(model_path=str(MODEL_DIR / name))
+        assert it.get_input_details()[0]["dtype"] == np.int8
+
+
+def test_reads_have_the_contract_shape(rec):
+    img, _ = _photo(0)
+    reads = rec.read(img)
+    for r in reads:
+        x0, y0, x1, y1 = r.box
+        assert 0 <= x0 < x1 <= img.shape[1] and 0 <= y0 < y1 <= img.shape[0]
+        assert r.text.isalnum() and r.text == r.text.upper()
+        assert 0.0 <= r.confidence <= 1.0
+        assert r.candidates[0].plate == r.text
+        assert [c.score for c in r.candidates] == sorted((c.score for c in r.candidates), reverse=True)
+        assert r.crop is not None and r.crop.dtype == np.uint8
+    assert set(rec.versions()) == {"detector", "reader"}
+
+
+def test_finds_plates_in_real_photos(rec):
+    """Over 20 real photos the truth box is found in most; a floor well under the measured rate."""
+    items = load_endtoend(BENCH / "endtoend" / "us")[:20]
+    found = 0
+    for it in items:
+        img = np.asarray(Image.open(it.image).convert("RGB"))
+        boxes = [b for b, _ in rec.detect(img)]
+        tb = it.box
+        for b in boxes:
+            ix = max(0, min(b[2], tb[2]) - max(b[0], tb[0])) * max(0, min(b[3], tb[3]) - max(b[1], tb[1]))
+            u = (b[2] - b[0]) * (b[3] - b[1]) + (tb[2] - tb[0]) * (tb[3] - tb[1]) - ix
+            if u > 0 and ix / u >= 0.3:
+                found += 1
+                break
+    assert found >= 10
+
+
+def test_reads_real_crops(rec):
+    """Exact reads on 40 real crops: a floor well under the measured rate, so a broken model fails."""
+    items = load_crops(BENCH / "crops" / "us")[:40]
+    exact = sum(rec.read_crop(np.asarray(Image.open(i.image).convert("RGB")))[0] == i.plate for i in items)
+    assert exact >= 12
+
+
+@pytest.mark.parametrize("frame", [np.zeros((0, 0, 3), np.uint8), np.zeros((100, 100, 5), np.uint8),
+                                   np.zeros((100, 100, 3), np.float32), "not an array"])
+def test_bad_frames_are_refused_clearly(rec, frame):
+    with pytest.raises(BadFrame):
+        rec.read(frame)
+
+
+def test_grey_frame_is_accepted(rec):
+    img, _ = _photo(1)
+    assert isinstance(rec.read(img.mean(axis=2).astype(np.uint8)), list)
+
+
+def test_missing_or_corrupt_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        Recogniser(model_dir=tmp_path)
+    shutil.copy(MODEL_DIR / "detector.tflite", tmp_path / "detector.tflite")
+    (tmp_path / "reader.tflite").write_bytes(b"this is not a flatbuffer")
+    with pytest.raises(ModelError):
+        Recogniser(model_dir=tmp_path)
+
+
+def test_eval_goes_on_past_a_corrupt_image(tmp_path, capsys):
+    src = load_endtoend(BENCH / "endtoend" / "us")[:2]
+    for it in src:
+        shutil.copy(it.image, tmp_path / it.image.name)
+        shutil.copy(it.image.with_suffix(".txt"), tmp_path / (it.image.stem + ".txt"))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "broken.txt").write_text("broken.jpg\t1\t1\t10\t5\tABC123\n")
+    assert cli.main(["eval", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    import json
+    r = json.loads(out)
+    assert r["images"] == 2 and "broken.jpg" in err
+    for key in ("images", "exact", "topn", "detected", "cer", "ms_median", "ms_p90"):
+        assert key in r
+
+
+def test_eval_crops_format_table(tmp_path, capsys):
+    rows = ["file,state,plate"]
+    for it in load_crops(BENCH / "crops" / "us")[:3]:
+        shutil.copy(it.image, tmp_path / it.image.name)
+        rows.append(f"{it.image.name},xx,{it.plate}")
+    (tmp_path / "groundtruth.csv").write_text("\n".join(rows) + "\n")
+    assert cli.main(["eval", str(tmp_path), "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "images" in out and "exact read (top-1)" in out and "threads" in out
