@@ -62,7 +62,7 @@ def test_example_config_is_valid_and_complete(cfgdir):
     ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
     ('level = "INFO"', 'level = "LOUD"', "log.level: expected one of"),
     ("window_s = 10", "windw_s = 10", "dedup.windw_s: unknown key"),
-    ('url = "https://central.example.org/api/v1/reads"', 'url = "ftp://x"', "uplink.url: expected an http(s) URL"),
+    ('url = "https://central.example.org:8443"', 'url = "ftp://x"', "uplink.url: expected an http(s) URL"),
     ('public_key_path = "central-seal.pub"', 'public_key_path = "missing.pub"', "central.public_key_path: expected a readable"),
     ('public_key_path = "central-seal.pub"', 'public_key = "bm90IGEga2V5"', "central.public_key: expected an X25519 public key"),
     ('[hotlist]', 'bogus = 1\n[hotlist]', "motion.bogus: unknown key (known: min_fraction"),

@@ -16,6 +16,9 @@ COMMANDS = {
     "run": "unit.service",
     "replay": "unit.replay",
     "status": "unit.status",
+    "record-clip": "unit.record",
+    "clip": "unit.clips",
+    "update": "unit.update",
 }
 
 

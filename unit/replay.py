@@ -3,7 +3,9 @@
 Runs anywhere: pins come from gpiozero's MockFactory and the replay drives them at the recorded edge
 times, so the sensor code, the bursts, recognition, voting, sealing and the buffer are the ones a unit
 runs. Times follow the recording (a manual clock), and nothing is dropped for backlog, so a replay gives
-the same reads every time. Reads go sealed into the config's buffer (or `--buffer`).
+the same reads every time. Reads go sealed into the config's buffer (or `--buffer`); nothing is sent
+to a central store (the HIL harness, `python -m hil run`, does that). Clips are read in the format of
+`unit.clips` (docs/hil.md), older clips and folders of stills as before.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from unit import logs
-from unit.camera import ManualClock, ReplaySource
+from unit.camera import ManualClock
+from unit.clips import ClipSource
 from unit.config import UnitConfig
 from unit.service import Unit, load_or_exit
 
@@ -31,7 +34,7 @@ def replay(cfg: UnitConfig, source: str, realtime: bool = False, timeout: float 
     clock = ManualClock(time.time())
     lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
     # stills are separate vehicles: space them beyond the dedup window so none is taken for a repeat
-    src = ReplaySource(source, cfg.camera, lane, clock=clock, realtime=realtime, gap_s=cfg.dedup.window_s + 1.0)
+    src = ClipSource(source, cfg.camera, lane, clock=clock, realtime=realtime, gap_s=cfg.dedup.window_s + 1.0)
     unit = Unit(cfg, src, clock=clock, live=False, recogniser_factory=recogniser_factory, env={})
     out: list[dict[str, Any]] = []
     unit.stage.listeners.append(lambda read, info: out.append({"read": read, **info}))

@@ -9,11 +9,16 @@ Live, a backlog drops frames (counted) rather than grow memory; in replay it wai
 gives the same reads every time. Every fault (camera, model, disk, a bad frame) becomes a logged error and
 a health state; the service keeps running and recovers by itself when the fault goes.
 
+`UnitService` is what `alpr-unit run` runs: a `Unit`, plus, when the config has an [uplink] section
+with a `url`, two more threads: the uplink (sealed reads from the buffer to the central store,
+`unit.uplink`) and the heartbeat (`unit.heartbeat`). The HIL harness (`hil/`) runs the same class.
+
 CLI: `alpr-unit run --config FILE`.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import queue
@@ -25,11 +30,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from unit import heartbeat as heartbeat_mod
 from unit import hotlist as hotlist_mod
 from unit import logs
+from unit import uplink as uplink_mod
 from unit.buffer import SealedBuffer
 from unit.burst import BurstAssembler, FrameWork, Work
-from unit.camera import BadFrame, Edge, Frame, FrameSource, PiCameraSource, ReplaySource, SourceEnded, check_frame
+from unit.camera import BadFrame, Edge, Frame, FrameSource, ManualClock, PiCameraSource, SourceEnded, check_frame
 from unit.config import ConfigError, UnitConfig, changed_keys, load
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
@@ -112,6 +119,7 @@ class Unit:
         self._last_bad = 0.0
         self._last_buffer_try = 0.0
         self.reopen_backoff_s = REOPEN_BACKOFF_S
+        self.health_hooks: list[Callable[[], None]] = []     # run by update_health (the uplink's state)
 
     # -- set-up and reload -----------------------------------------------------------------------------
     def _load_hotlist(self, path: str) -> hotlist_mod.HotList:
@@ -352,6 +360,11 @@ class Unit:
             self.health.set("pipeline", "ok")
             log.info("pipeline caught up", extra=_fields(event="backlog_cleared"))
         self.models.get()       # retries a failed model load when its time comes
+        for hook in self.health_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("health hook failed")
         snap = self.health.snapshot()
         try:
             write_status(self.cfg.status_path, snap)
@@ -392,12 +405,19 @@ class Unit:
             time.sleep(0.01)
         return self.work.unfinished_tasks == 0
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0, before_close: Callable[[], None] | None = None) -> None:
+        """Stop the loops, finish open bursts, then (after `before_close`, which may still use the
+        buffer) close the pins, the camera and the buffer."""
         sd_notify("STOPPING=1", self.env)
         self._stop.set()
         for t in self._threads:
             t.join(timeout)
         self.stage.finish_all()
+        if before_close is not None:
+            try:
+                before_close()
+            except Exception:
+                log.exception("stopping: before_close failed")
         self.health.note("stopped_at", time.time())
         self.update_health()
         for lane in self.lanes.values():
@@ -409,6 +429,180 @@ class Unit:
         if self.buffer is not None:
             self.buffer.close()
         log.info("unit stopped", extra=_fields(event="stop", counters=self.health.counters))
+
+
+# -- the service: the unit, and its uplink and heartbeat ------------------------------------------------------
+UPLINK_FAILURES_DEGRADED = 3     # consecutive failed pushes before the uplink counts as a problem
+
+
+def uplink_state_path(cfg: UnitConfig) -> str:
+    """Where the uplink writes its state for `alpr-unit status`: [uplink] state_path, else by the buffer."""
+    return str(cfg.uplink.get("state_path") or (cfg.buffer.path + ".uplink.json"))
+
+
+@functools.lru_cache(maxsize=1)
+def software_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("alpr-gate")
+    except Exception:
+        return "dev"
+
+
+class _UnitBuffer:
+    """The unit's buffer as the uplink sees it: whatever `unit.buffer` is now (it can be reopened by the
+    health loop after a failure); while there is none, every call fails and the uplink backs off."""
+
+    def __init__(self, unit: Unit):
+        self.unit = unit
+
+    def _buf(self) -> SealedBuffer:
+        buf = self.unit.buffer
+        if buf is None:
+            raise RuntimeError("the unit's buffer is not open")
+        return buf
+
+    def pending(self, limit: int = 100) -> list:
+        return self._buf().pending(limit)
+
+    def mark_sent(self, read_ids: list[str]) -> None:
+        self._buf().mark_sent(read_ids)
+
+    def mark_attempt(self, read_ids: list[str]) -> None:
+        self._buf().mark_attempt(read_ids)
+
+    def quarantine(self, read_id: str, reason: str) -> None:
+        self._buf().quarantine(read_id, reason)
+
+    def stats(self) -> dict[str, Any]:
+        return self._buf().stats()
+
+
+class UnitService:
+    """What `alpr-unit run` runs: the `Unit`, and, when the config's [uplink] has a `url`, the uplink
+    and the heartbeat in two more threads. An uplink that cannot start (no identity key, say) leaves
+    the unit running and storing reads, with `uplink: error` in its health; reads wait in the buffer.
+
+    `stop(drain_s)` stops the loops, lets the uplink deliver what is pending for up to `drain_s`
+    seconds (replay, the HIL harness), then stops uplink and heartbeat and closes the buffer."""
+
+    def __init__(self, cfg: UnitConfig, source: FrameSource, *, clock: Callable[[], float] = time.time,
+                 live: bool = True, recogniser_factory: Callable[[], Any] | None = None,
+                 env: dict[str, str] | None = None):
+        self.cfg = cfg
+        self.unit = Unit(cfg, source, clock=clock, live=live, recogniser_factory=recogniser_factory, env=env)
+        self.uplink: uplink_mod.Uplink | None = None
+        self.heartbeat: heartbeat_mod.Heartbeat | None = None
+        self.drain_s = float(cfg.uplink.get("drain_s", 10.0))
+        self._net_stop = threading.Event()
+        self._net_threads: list[threading.Thread] = []
+        self._hb_versions: dict[str, str] = {"unit": software_version()}
+        self.unit.health_hooks.append(self._uplink_health)
+
+    @property
+    def health(self) -> Health:
+        return self.unit.health
+
+    def start(self) -> None:
+        self.unit.start()
+        self._start_uplink()
+
+    def _start_uplink(self) -> None:
+        section = self.cfg.uplink
+        if not section.get("url"):
+            self.health.set("uplink", "none", "no [uplink] url: reads stay in the buffer")
+            return
+        buffer = _UnitBuffer(self.unit)
+        try:
+            if not section.get("identity_key_path"):
+                raise ValueError("uplink.identity_key_path: missing (the unit's Ed25519 key from enrolment)")
+            if str(section["url"]).rstrip("/").endswith(uplink_mod.READS_PATH):
+                raise ValueError(f"uplink.url: expected the central store's base URL (the uplink appends "
+                                 f"{uplink_mod.READS_PATH} itself), got {section['url']!r}")
+            self.uplink = uplink_mod.from_config(section, self.cfg.unit_id, buffer, uplink_state_path(self.cfg))
+            collect = heartbeat_mod.collector(buffer, self.uplink, self._hb_versions, self._heartbeat_health)
+            self.heartbeat = heartbeat_mod.from_config(section, self.uplink, collect, self.cfg.hotlist_path or None)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            self.uplink = self.heartbeat = None
+            detail = f"not started: {type(exc).__name__}: {exc}"
+            self.health.set("uplink", "error", detail)
+            log.error("uplink %s; reads stay in the buffer", detail, extra=_fields(event="uplink_error"))
+            return
+        for name, target in (("uplink", lambda: self.uplink.run(self._net_stop)),
+                             ("heartbeat", lambda: self.heartbeat.run(self._net_stop))):
+            t = threading.Thread(target=_guard(target, name), name=f"unit-{name}", daemon=True)
+            t.start()
+            self._net_threads.append(t)
+        self._uplink_health()
+        log.info("uplink started to %s", section["url"], extra=_fields(event="uplink_started"))
+
+    def _heartbeat_health(self) -> dict[str, Any]:
+        """The service's part of each heartbeat; also brings the versions sent up to date (a model
+        that failed at start may load later)."""
+        self._hb_versions.update({"unit": software_version(), **self.unit.models.versions})
+        snap = self.health.snapshot()
+        return {"state": snap["state"], "problems": snap["problems"], "parts": snap["parts"],
+                "lanes": snap.get("lanes", {}), "counters": snap["counters"]}
+
+    def _uplink_health(self) -> None:
+        if self.uplink is None:
+            return
+        st = self.uplink.status()
+        self.health.note("uplink", st)
+        state = st["state"]
+        if state == "refused":
+            self.health.set("uplink", "refused", st.get("last_error") or "central refuses this unit")
+        elif state == "backing_off" and st.get("consecutive_failures", 0) >= UPLINK_FAILURES_DEGRADED:
+            self.health.set("uplink", "offline", st.get("last_error") or "central unreachable")
+        else:
+            self.health.set("uplink", "ok")
+
+    def pending(self) -> int:
+        """Reads waiting for the central store (unsent, not quarantined)."""
+        buf = self.unit.buffer
+        if buf is None:
+            return 0
+        try:
+            return int(buf.stats()["depth"])
+        except sqlite3.Error:
+            return 0
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the uplink has delivered every pending read (True), or `timeout` seconds passed."""
+        if self.uplink is None:
+            return self.pending() == 0
+        end = time.monotonic() + timeout
+        while True:
+            # delivered, and the uplink has looked again and found nothing (its state file says idle)
+            if self.pending() == 0 and self.uplink.status()["state"] == "idle":
+                return True
+            if time.monotonic() >= end or not any(t.is_alive() for t in self._net_threads):
+                return False
+            time.sleep(0.05)
+
+    def _stop_network(self, drain_s: float) -> None:
+        if self.uplink is not None and drain_s > 0:
+            if not self.drain(drain_s):
+                log.warning("stopping with %d reads not yet delivered (they stay in the buffer)", self.pending(),
+                            extra=_fields(event="uplink_undelivered"))
+        self._net_stop.set()
+        for t in self._net_threads:
+            t.join(10.0)
+            if t.is_alive():
+                log.warning("%s thread still busy (a request in flight); leaving it", t.name)
+        self._uplink_health()
+
+    def stop(self, timeout: float = 30.0, drain_s: float = 0.0) -> None:
+        self.unit.stop(timeout, before_close=lambda: self._stop_network(drain_s))
+
+
+def _guard(target: Callable[[], None], name: str) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s thread failed", name)
+    return run
 
 
 def _merge_live(old: UnitConfig, new: UnitConfig) -> UnitConfig:
@@ -424,8 +618,9 @@ def make_source(cfg: UnitConfig, clock: Callable[[], float] = time.time) -> Fram
         return PiCameraSource(cfg.camera, clock)
     if not cfg.camera.source:
         raise ConfigError("camera.source: expected a clip or stills folder when camera.kind = 'replay'")
+    from unit.clips import ClipSource
     lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
-    return ReplaySource(cfg.camera.source, cfg.camera, lane, realtime=True)
+    return ClipSource(cfg.camera.source, cfg.camera, lane, clock=ManualClock(clock()), realtime=True)
 
 
 def watch_files(unit: Unit, cfg: UnitConfig) -> FileWatcher:
@@ -464,17 +659,24 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"alpr-unit: {exc}", file=sys.stderr)
         return 2
-    unit = Unit(cfg, source, live=True)
+    # a replay camera brings its own clock (the recording's times, paced in real time): the unit shares it
+    service = UnitService(cfg, source, clock=getattr(source, "clock", None) or time.time, live=True)
     stop = threading.Event()
+    signalled = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        signalled.set()
+        stop.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    watcher = watch_files(unit, cfg)
-    unit.start()
+        signal.signal(sig, on_signal)
+    watcher = watch_files(service.unit, cfg)
+    service.start()
     try:
         while not stop.wait(1.0):
-            if unit.source_ended.is_set() and unit.wait_idle(0.1):
+            if service.unit.source_ended.is_set() and service.unit.wait_idle(0.1):
                 break       # a replay camera came to its end
     finally:
         watcher.stop()
-        unit.stop()
+        # a replay that ended hands its reads over before it goes; a stop signal does not wait for the network
+        service.stop(drain_s=0.0 if signalled.is_set() else service.drain_s)
     return 0

@@ -1,8 +1,9 @@
 """`alpr-unit status --config FILE`: what the unit is doing, for a technician at the gate.
 
-Reads the status file the running service rewrites every few seconds, and the buffer's own figures
-straight from its SQLite file (read-only), so it works whether or not the service is running. Exit 0
-when the unit is running and healthy, 1 otherwise.
+Reads the status file the running service rewrites every few seconds, the buffer's own figures
+straight from its SQLite file (read-only), and the uplink's state file (what it last sent, when, and
+what the central store answered), so it works whether or not the service is running. Exit 0 when the
+unit is running and healthy, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any
 
 from unit.buffer import StoreError, read_stats
 from unit.config import UnitConfig
-from unit.service import load_or_exit
+from unit.service import load_or_exit, uplink_state_path
+from unit.uplink import read_state
 
 
 def collect(cfg: UnitConfig, now: float | None = None) -> dict[str, Any]:
@@ -39,6 +41,21 @@ def collect(cfg: UnitConfig, now: float | None = None) -> dict[str, Any]:
         out["buffer"] = read_stats(cfg.buffer.path, now)
     except (StoreError, sqlite3.Error) as exc:
         out["buffer"] = {"error": str(exc)}
+    out["uplink"] = _uplink(cfg, snap if out.get("service") == "running" else None)
+    return out
+
+
+def _uplink(cfg: UnitConfig, snap: dict[str, Any] | None) -> dict[str, Any]:
+    """The uplink's state: from the running service's status (fresh), else the uplink's own file."""
+    if not cfg.uplink.get("url"):
+        return {"state": "not configured", "detail": "no [uplink] url: reads stay in the buffer"}
+    part = ((snap or {}).get("parts") or {}).get("uplink") or {}
+    st = (snap or {}).get("uplink") or read_state(uplink_state_path(cfg)) or {}
+    out = {"url": cfg.uplink["url"], **st}
+    if part.get("state") == "error":            # never started (no identity key, say)
+        out.update(state="error", detail=part.get("detail", ""))
+    elif not st:
+        out["state"] = "no state yet (has the service run with this [uplink]?)"
     return out
 
 
@@ -62,6 +79,23 @@ def render(st: dict[str, Any]) -> str:
         extra = f", pin {lane['pin']}, {lane.get('edges', 0)} edges" if "pin" in lane else ""
         lines.append(f"lane {name}: sensor {lane['sensor']} {lane['state']}, triggered by {lane['mode']}{extra}"
                      + (f" ({lane['detail']})" if lane.get("detail") else ""))
+    up = st.get("uplink") or {}
+    if up:
+        line = f"uplink: {up.get('state', '?')}"
+        if up.get("url"):
+            line += f" to {up['url']}"
+        if up.get("detail"):
+            line += f" ({up['detail']})"
+        if "stored" in up:
+            line += (f"; last success {up.get('last_success_at') or 'never'}; stored {up.get('stored', 0)}, "
+                     f"duplicate {up.get('duplicate', 0)}, rejected {up.get('rejected', 0)}")
+        if up.get("last_error"):
+            line += f"; last error {up['last_error']}"
+            if up.get("last_status"):
+                line += f" (HTTP {up['last_status']})"
+        if up.get("consecutive_failures"):
+            line += f"; {up['consecutive_failures']} failures in a row, next try {up.get('next_attempt_at') or '-'}"
+        lines.append(line)
     if "model" in parts:
         m = parts["model"]
         lines.append(f"model: {m['state']}" + (f" ({m['detail']})" if m.get("detail") else ""))

@@ -1,0 +1,267 @@
+"""The HIL harness: recorded clips through the real unit service into a real central store on loopback.
+
+For each clip: a unit config is made from the harness's base config (the embedded defaults, or
+`--config`) with the clip's lanes and wiring, a replay camera on the clip, and an [uplink] to the
+store; gpiozero's `MockFactory` supplies the pins. Then `unit.service.UnitService` - the class
+`alpr-unit run` runs, uplink and heartbeat threads included - runs it: the replay source hands out
+frames and, at their recorded times, sensor edges that are driven onto the mock pins, so the sensor
+code, the bursts, recognition, voting, sealing, the buffer and the uplink are the unit's own. The
+store's reads are watched as they arrive and scored against the clip's truth (`hil.report`).
+
+Modes: as fast as possible (default: times follow the recording on a manual clock, nothing is dropped
+for backlog, so a run gives the same reads every time) and real time (`realtime=True`: the clip is
+paced on the wall clock and the unit runs live, dropping frames if recognition falls behind, as on a
+Pi).
+"""
+from __future__ import annotations
+
+import copy
+import time
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from unit import clips as clips_mod
+from unit.camera import Edge, ManualClock
+from unit.config import parse
+from unit.contract import parse_utc, utc_ms
+from unit.service import UnitService
+
+from hil.central import Enrolment, ReadWatcher, StoredRead
+from hil.report import ClipResult, ReadItem, Report, score
+
+# what a unit runs with unless --config says otherwise (the example config's values, replay camera)
+BASE_CONFIG: dict[str, Any] = {
+    "camera": {"kind": "replay", "resolution": [1280, 720], "fps": 10, "pre_trigger_frames": 3,
+               "burst_frames": 5, "burst_fps": 10, "stall_after_s": 30},
+    "recognition": {"threads": 1},
+    "dedup": {"window_s": 10, "max_edits": 1},
+    "log": {"level": "WARNING", "format": "text"},
+    "health": {"interval_s": 0.5},
+}
+UPLINK_DEFAULTS = {"idle_s": 0.05, "backoff_base_s": 0.2, "backoff_cap_s": 2.0, "batch_size": 50,
+                   "heartbeat_interval_s": 60, "connect_timeout_s": 2.0, "read_timeout_s": 10.0}
+
+
+@dataclass
+class Options:
+    realtime: bool = False
+    base_config: dict[str, Any] | None = None      # unit TOML tables laid over BASE_CONFIG (lanes, camera
+                                                   # source, buffer, uplink and identity come from the run)
+    drain_s: float = 30.0                          # how long the uplink may take to deliver a clip's reads
+    timeout_s: float = 600.0                       # one clip's replay, at most
+    baseline: bool = False                         # also read each made clip's source photo with the recogniser
+    workdir: Path = Path(".")
+
+
+class _TimedSource(clips_mod.ClipSource):
+    """The clip's replay source, noting the wall time at which each sensor edge is handed to the unit
+    (it drives the pin at once), keyed as the read's trigger names it: (lane, edge time)."""
+
+    def __init__(self, *a: Any, **kw: Any):
+        super().__init__(*a, **kw)
+        self.edge_wall: dict[tuple[str, str], float] = {}
+
+    def read(self, timeout: float = 0.0):
+        item = super().read(timeout)
+        if isinstance(item, Edge):
+            self.edge_wall[(item.lane, utc_ms(item.t))] = time.time()
+        return item
+
+
+def load_base_config(path: str | Path | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    doc.setdefault("_base", str(Path(path).resolve().parent))
+    return doc
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, table by table (a unit TOML may set only what it changes)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options):
+    """The config one clip is replayed with: base config + the clip's lanes and camera + the uplink."""
+    doc = merge(BASE_CONFIG, opts.base_config or {})
+    base_dir = Path(doc.pop("_base", "."))
+    doc["unit_id"], doc["site"] = enrolment.unit_id, enrolment.site
+    doc["central"] = {"public_key": enrolment.sealing_public_key}
+    cam = doc.setdefault("camera", {})
+    cam.update(kind="replay", source=str(clip.path.resolve()))
+    cap = clip.capture
+    if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
+        cam["resolution"] = [int(v) for v in cap["resolution"]]
+    if isinstance(cap.get("fps"), (int, float)) and cap["fps"] > 0:
+        cam["fps"] = float(cap["fps"])
+    if not clip.lanes:
+        raise ValueError(f"{clip.path}: clip.json names no lanes; the harness cannot wire its sensors")
+    doc["lanes"] = copy.deepcopy(clip.lanes)
+    doc["buffer"] = {**doc.get("buffer", {}), "path": str(workdir / "buffer.sqlite")}
+    doc["health"] = {**doc.get("health", {}), "status_path": str(workdir / "status.json")}
+    doc.pop("hotlist", None)
+    doc["uplink"] = {**UPLINK_DEFAULTS, **{k: v for k, v in doc.get("uplink", {}).items()
+                                           if k not in ("url", "identity_key_path", "state_path")},
+                     "url": enrolment.url, "identity_key_path": str(enrolment.key_path),
+                     "central_signing_key": enrolment.signing_public_key,
+                     "state_path": str(workdir / "uplink.json"), "drain_s": opts.drain_s}
+    return parse(doc, base=base_dir, path="")
+
+
+class Harness:
+    """Runs clips one after another through `UnitService` as one enrolled unit; see the module text."""
+
+    def __init__(self, enrolment: Enrolment, db_url: str, opts: Options | None = None,
+                 on_read: Callable[[StoredRead, "ClipRun"], None] | None = None,
+                 recogniser_factory: Callable[[], Any] | None = None):
+        self.enrolment, self.db_url = enrolment, db_url
+        self.opts = opts or Options()
+        self.on_read = on_read
+        self._recogniser: Any = None
+        self._factory = recogniser_factory
+        self.run_id = f"HIL-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.current: ClipRun | None = None
+        self.models: dict[str, str] = {}
+
+    def recogniser(self) -> Any:
+        """One recogniser for every clip (the unit's own factory would load the models per clip)."""
+        if self._recogniser is None:
+            if self._factory is not None:
+                self._recogniser = self._factory()
+            else:
+                from unit.recognise import Recogniser
+                cfg = (self.opts.base_config or {}).get("recognition", {})
+                self._recogniser = Recogniser(model_dir=cfg.get("model_dir") or None, threads=int(cfg.get("threads", 1)),
+                                              top_n=int(cfg.get("top_n", 5)))
+        return self._recogniser
+
+    def _arrived(self, s: StoredRead) -> None:
+        run = self.current
+        if run is not None:
+            run.arrived(s)
+            if self.on_read is not None:
+                self.on_read(s, run)
+
+    def run(self, clip_paths: list[Path]) -> Report:
+        watcher = ReadWatcher(self.db_url, self.enrolment.unit_id, self.run_id, self._arrived).start()
+        results: list[ClipResult] = []
+        try:
+            for path in clip_paths:
+                results.append(self.run_clip(Path(path), watcher))
+        finally:
+            watcher.stop()
+        return Report("real time" if self.opts.realtime else "as fast as possible", results,
+                      self.enrolment.url, self.models)
+
+    def run_clip(self, path: Path, watcher: ReadWatcher) -> ClipResult:
+        from gpiozero import Device
+        from gpiozero.pins.mock import MockFactory
+
+        t_wall = time.monotonic()
+        try:
+            clip = clips_mod.load(path)
+        except clips_mod.ClipError as exc:
+            return ClipResult(path.name, error=str(exc))
+        workdir = self.opts.workdir / "units" / clip.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        run = ClipRun(clip)
+        self.current = run
+        previous = Device.pin_factory
+        Device.pin_factory = MockFactory()
+        try:
+            cfg = unit_config(clip, self.enrolment, workdir, self.opts)
+            clock = ManualClock(time.time())
+            lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
+            source = _TimedSource(clip.path, cfg.camera, lane, clock=clock, realtime=self.opts.realtime)
+            run.start, run.source = source.start, source
+            service = UnitService(cfg, source, clock=clock, live=self.opts.realtime,
+                                  recogniser_factory=self.recogniser, env={})
+            service.unit.stage.listeners.append(lambda read, info: run.stored(read.read_id))
+            service.start()
+            self.models = dict(service.unit.models.versions)
+            try:
+                ended = service.unit.wait_ended(self.opts.timeout_s)
+                if not ended:
+                    run.error = f"replay did not end within {self.opts.timeout_s:.0f} s"
+            finally:
+                service.stop(drain_s=self.opts.drain_s)
+            run.counters = dict(service.health.counters)
+            if service.uplink is None:
+                run.error = run.error or "the uplink did not start: " + str(service.health.get("uplink").get("detail", ""))
+        except Exception as exc:
+            run.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            Device.pin_factory.reset()
+            Device.pin_factory = previous
+        # the buffer said everything was acknowledged; give the watcher its last look at the store
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not run.error and set(run.unit_reads) - set(run.central):
+            watcher.poll()
+            time.sleep(0.05)
+        self.current = None
+        items = [run.item(s) for s in run.central.values()]
+        undelivered = len(set(run.unit_reads) - set(run.central))
+        res = score(clip, items, len(run.unit_reads), undelivered, time.monotonic() - t_wall)
+        res.error = run.error
+        res.counters = run.counters
+        if self.opts.baseline:
+            res.baseline_exact = self._baseline(clip)
+        return res
+
+    def _baseline(self, clip: clips_mod.Clip) -> int | None:
+        photo = (clip.extra.get("source") or {}).get("photo")
+        if not photo or not Path(photo).exists() or not clip.truth.vehicles:
+            return None
+        from unit.camera import decode_image
+        reads = self.recogniser().read(decode_image(Path(photo)))
+        return int(bool(reads) and clips_mod.normalise_plate(reads[0].text) == clip.truth.vehicles[0].plate)
+
+
+@dataclass
+class ClipRun:
+    """One clip's run as it goes: what the unit stored, what reached the store."""
+    clip: clips_mod.Clip
+    start: float = 0.0
+    source: _TimedSource | None = None
+    unit_reads: list[str] = field(default_factory=list)
+    central: dict[str, StoredRead] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+
+    def stored(self, read_id: str) -> None:
+        self.unit_reads.append(read_id)
+
+    def arrived(self, s: StoredRead) -> None:
+        self.central[s.read_id] = s
+
+    def rel_t(self, s: StoredRead) -> float:
+        """Seconds from the clip's start: the read's sensor edge, else its capture time."""
+        if s.edge_at:
+            try:
+                return parse_utc(s.edge_at).timestamp() - self.start
+            except ValueError:
+                pass
+        return s.captured_at - self.start
+
+    def latency(self, s: StoredRead) -> float | None:
+        if self.source is None or not s.edge_at:
+            return None
+        wall = self.source.edge_wall.get((s.lane, s.edge_at))
+        return None if wall is None else max(0.0, s.received_at - wall)
+
+    def item(self, s: StoredRead) -> ReadItem:
+        return ReadItem(s.read_id, s.lane, s.plate, s.confidence, round(self.rel_t(s), 3), self.latency(s))
+
+    def expected(self, s: StoredRead) -> str:
+        """For the live display: the truth this read looks like (same lane, nearest in time)."""
+        t = self.rel_t(s)
+        tol = self.clip.truth.tolerance_s
+        near = sorted((abs(v.t - t), v.plate) for v in self.clip.truth.vehicles if v.lane == s.lane and abs(v.t - t) <= tol)
+        return near[0][1] if near else ""

@@ -1,0 +1,948 @@
+"""Signed software updates with A/B slots: `alpr-unit update apply|status|verify|boot-check`.
+
+On a unit the code lives in two slots, `/opt/alpr/slots/a` and `/opt/alpr/slots/b`, each holding
+`lib/` (the `unit`, `models` and `provisioning` packages), `slot.json` (version, when and from what it
+was installed) and the bundle's signed `manifest.json` + `manifest.sig`. `/opt/alpr/current` is a
+relative symlink to the running slot; the service runs `/opt/alpr/venv/bin/python -m unit.cli run`
+with `PYTHONPATH=/opt/alpr/current/lib`, so a restart picks up whatever `current` names.
+
+A bundle (made by `firmware/build-bundle`) is a tar.gz:
+
+    manifest.json   {"format": "alpr-bundle/1", "name", "version", "created_at", "requires": [...],
+                     "files": [{"path": "lib/unit/cli.py", "sha256": "...", "size": N}, ...]}
+    manifest.sig    {"key_id": "...", "signature": base64 Ed25519 over the exact bytes of manifest.json}
+    payload/<path>  every file the manifest names, and nothing else
+
+`apply` trusts nothing in a bundle before the manifest's signature verifies against the release key
+pinned at provisioning (`/etc/alpr-unit/release.pub`); then every payload file must match its hash
+and size, be a plain file under `payload/`, and be named once. A version not newer than the running
+one is refused unless `--allow-downgrade`. The verified files go into the *inactive* slot, `current`
+is switched by an atomic rename, the service restarted, and the tool waits for the new code to report
+healthy (its status file written by a process started after the switch, twice, and as healthy as the
+unit was before); if that does not happen within the timeout, `current` is switched back and the old
+slot restarted. `update-state.json` records the attempt before the switch, so an update cut short by
+a power cut is rolled back at the next boot (`update boot-check`, run by a oneshot unit before the
+service).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import configparser
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+FORMAT = "alpr-bundle/1"
+SLOTS = ("a", "b")
+SERVICE = "alpr-unit.service"
+SERVICE_USER = "alpr"
+DEFAULT_RESTART = f"systemctl restart {SERVICE}"
+PACKAGES = ("unit", "models", "provisioning")          # what a bundle carries into lib/
+EXCLUDE_DIRS = {"__pycache__", "training", ".pytest_cache"}   # models/training never goes on a unit
+EXCLUDE_SUFFIXES = (".pyc", ".pyo")
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024
+MAX_FILES = 20000
+VERSION_RE = re.compile(r"^\d+(\.\d+){0,3}$")
+
+
+class UpdateError(Exception):
+    """An update refused or failed; the message says why and what to do."""
+
+
+class BadUsage(UpdateError):
+    """The command cannot run as asked (missing file, no pinned key, bad config): exit 2."""
+
+
+# -- where things live on a unit ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Every path the provisioning tool, the installer and the updater agree on, under `root`
+    (`/` on a unit; a temporary folder in tests and image builds)."""
+    root: Path = Path("/")
+
+    def _p(self, rel: str) -> Path:
+        return self.root / rel
+
+    @property
+    def is_system(self) -> bool:
+        return self.root.resolve() == Path("/")
+
+    @property
+    def etc(self) -> Path:
+        return self._p("etc/alpr-unit")
+
+    @property
+    def identity_dir(self) -> Path:               # root only (0700): the unit's private key
+        return self.etc / "identity"
+
+    @property
+    def identity_key(self) -> Path:
+        return self.identity_dir / "identity.key"
+
+    @property
+    def identity_json(self) -> Path:
+        return self.identity_dir / "unit.json"
+
+    @property
+    def central_json(self) -> Path:               # what enrolment pinned
+        return self.etc / "central.json"
+
+    @property
+    def seal_pub(self) -> Path:
+        return self.etc / "central-seal.pub"
+
+    @property
+    def release_pub(self) -> Path:
+        return self.etc / "release.pub"
+
+    @property
+    def config(self) -> Path:
+        return self.etc / "config.toml"
+
+    @property
+    def site_json(self) -> Path:
+        return self.etc / "site.json"
+
+    @property
+    def state(self) -> Path:                      # the service's writable directory
+        return self._p("var/lib/alpr-unit")
+
+    @property
+    def opt(self) -> Path:
+        return self._p("opt/alpr")
+
+    @property
+    def slots(self) -> Path:
+        return self.opt / "slots"
+
+    @property
+    def current(self) -> Path:
+        return self.opt / "current"
+
+    @property
+    def venv(self) -> Path:
+        return self.opt / "venv"
+
+    @property
+    def update_state(self) -> Path:
+        return self.opt / "update-state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.opt / "update.lock"
+
+    @property
+    def service_identity_path(self) -> str:
+        """The identity key as the service sees it. On a unit the key stays in the root-only folder and
+        systemd hands the service a copy (`LoadCredential=`); elsewhere the file itself is used."""
+        if self.is_system:
+            return f"/run/credentials/{SERVICE}/identity.key"
+        return str(self.identity_key)
+
+    def slot(self, name: str) -> Path:
+        return self.slots / name
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("ALPR_ROOT", "/"))
+
+
+# -- keys --------------------------------------------------------------------------------------------------
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """Short fingerprint of a release key, shown on both sides so a mismatch can be named."""
+    return hashlib.sha256(raw_public(key)).hexdigest()[:16]
+
+
+def public_b64(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(raw_public(key)).decode("ascii")
+
+
+def load_public_key(data: str | bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes.
+    A private key is refused: a unit must never hold the release key's private half."""
+    if isinstance(data, str):
+        data = data.encode("ascii", "replace")
+    data = data.strip()
+    if b"PRIVATE KEY" in data:
+        raise ValueError("this is a PRIVATE key; give the public half (release.pub), never the private one")
+    if data.startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as exc:
+            raise ValueError(f"not a PEM public key ({exc})") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"PEM key is {type(key).__name__}, not Ed25519")
+        return key
+    try:
+        raw = base64.b64decode(data, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise ValueError("not an Ed25519 public key (PEM, or base64 of the raw 32 bytes)") from None
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise BadUsage(f"{path}: cannot read an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BadUsage(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def make_release_key(path: str | Path) -> tuple[Path, Path, str]:
+    """A new release key pair: PKCS#8 PEM private key (0600, never overwritten) and `<name>.pub`."""
+    path = Path(path)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise BadUsage(f"{path} exists; a release key is never overwritten (units trust it)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    pub = path.with_suffix(".pub")
+    pub.write_bytes(public_pem(key.public_key()))
+    return path, pub, key_id(key.public_key())
+
+
+def pinned_release_key(layout: Layout) -> Ed25519PublicKey:
+    try:
+        return load_public_key(layout.release_pub.read_bytes())
+    except OSError:
+        raise BadUsage(f"no release key pinned at {layout.release_pub}: run `alpr-provision enroll` "
+                       "(with --release-key FILE if the central store does not hand one out)") from None
+    except ValueError as exc:
+        raise BadUsage(f"{layout.release_pub}: {exc}") from None
+
+
+# -- versions ----------------------------------------------------------------------------------------------
+def parse_version(v: str) -> tuple[int, ...]:
+    if not isinstance(v, str) or not VERSION_RE.match(v):
+        raise ValueError(f"version {v!r}: expected dotted numbers such as 1.4.2")
+    parts = [int(x) for x in v.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def setup_cfg_version(src: Path) -> str | None:
+    cp = configparser.ConfigParser()
+    if not cp.read(src / "setup.cfg"):
+        return None
+    return cp.get("metadata", "version", fallback=None)
+
+
+def setup_cfg_requires(src: Path) -> list[str]:
+    cp = configparser.ConfigParser()
+    if not cp.read(src / "setup.cfg"):
+        return []
+    raw = cp.get("options", "install_requires", fallback="")
+    return [line.strip() for line in raw.splitlines() if line.strip()]
+
+
+def missing_requirements(requires: list[str]) -> list[str]:
+    """Requirements (setup.cfg style) not satisfied by the running interpreter's environment."""
+    from importlib import metadata
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:                         # name-only check where packaging is not installed
+        Requirement = None                      # type: ignore[assignment]
+    missing = []
+    for line in requires:
+        if Requirement is not None:
+            try:
+                req = Requirement(line)
+            except Exception:
+                continue
+            if req.marker is not None and not req.marker.evaluate():
+                continue
+            try:
+                have = metadata.version(req.name)
+            except metadata.PackageNotFoundError:
+                missing.append(line)
+                continue
+            if req.specifier and not req.specifier.contains(have, prereleases=True):
+                missing.append(f"{line} (have {have})")
+        else:
+            m = re.match(r"[A-Za-z0-9_.\-]+", line)
+            if m and ";" not in line:
+                try:
+                    metadata.version(m.group(0))
+                except metadata.PackageNotFoundError:
+                    missing.append(line)
+    return missing
+
+
+# -- building a bundle (firmware/build-bundle) -------------------------------------------------------------
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def collect_files(src: Path, packages: tuple[str, ...] = PACKAGES) -> list[tuple[str, Path]]:
+    """(path in the slot, file on disk) for every file of `packages` under `src`, sorted."""
+    out: list[tuple[str, Path]] = []
+    for pkg in packages:
+        top = src / pkg
+        if not top.is_dir():
+            raise BadUsage(f"{top}: no such package folder to bundle")
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDE_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                if name.endswith(EXCLUDE_SUFFIXES) or name.startswith(".") or p.is_symlink():
+                    continue
+                out.append(("lib/" + p.relative_to(src).as_posix(), p))
+    return sorted(out)
+
+
+def build_bundle(src: str | Path, key: Ed25519PrivateKey, out: str | Path, version: str | None = None,
+                 packages: tuple[str, ...] = PACKAGES, name: str = "alpr-gate") -> dict[str, Any]:
+    """Make a signed bundle of `packages` from the source tree `src`; returns the manifest."""
+    src = Path(src)
+    version = version or setup_cfg_version(src)
+    if not version:
+        raise BadUsage(f"no version: give --version or a setup.cfg with [metadata] version in {src}")
+    parse_version(version)
+    files = collect_files(src, packages)
+    entries = []
+    for rel, p in files:
+        digest, size = _sha256_file(p)
+        entries.append({"path": rel, "sha256": digest, "size": size})
+    manifest = {"format": FORMAT, "name": name, "version": version, "created_at": utc_now(),
+                "requires": setup_cfg_requires(src), "files": entries}
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+    sig = {"key_id": key_id(key.public_key()), "signature": base64.b64encode(key.sign(body)).decode("ascii")}
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in (("manifest.json", body), ("manifest.sig", json.dumps(sig).encode())):
+            info = tarfile.TarInfo(member)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        for rel, p in files:
+            info = tarfile.TarInfo("payload/" + rel)
+            info.size, info.mode, info.mtime = p.stat().st_size, 0o644, int(p.stat().st_mtime)
+            with open(p, "rb") as f:
+                tar.addfile(info, f)
+    os.replace(tmp, out)
+    return manifest
+
+
+# -- verifying a bundle ------------------------------------------------------------------------------------
+@dataclass
+class Verified:
+    manifest: dict[str, Any]
+    manifest_bytes: bytes
+    signature: dict[str, Any]
+    sha256: str               # of the bundle file
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+
+def _bundle_sha(path: Path) -> str:
+    return _sha256_file(path)[0]
+
+
+def _read_member(tar: tarfile.TarFile, name: str, cap: int) -> bytes:
+    try:
+        m = tar.getmember(name)
+    except KeyError:
+        raise UpdateError(f"not a bundle: no {name}") from None
+    if not m.isreg() or m.size > cap:
+        raise UpdateError(f"not a bundle: {name} is not a plain file under {cap} bytes")
+    f = tar.extractfile(m)
+    assert f is not None
+    return f.read()
+
+
+def _check_signature(tar: tarfile.TarFile, trusted: Ed25519PublicKey) -> tuple[dict[str, Any], bytes, dict]:
+    body = _read_member(tar, "manifest.json", MAX_MANIFEST_BYTES)
+    try:
+        sig = json.loads(_read_member(tar, "manifest.sig", 64 * 1024))
+        signature = base64.b64decode(sig["signature"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        raise UpdateError("refused: manifest.sig is not a signature record") from None
+    trusted_id = key_id(trusted)
+    try:
+        trusted.verify(signature, body)
+    except InvalidSignature:
+        named = str(sig.get("key_id", "?"))
+        if named != trusted_id:
+            raise UpdateError(f"refused: the bundle is signed by key {named}, not by the release key this unit "
+                              f"trusts ({trusted_id}); it did not come from our release process") from None
+        raise UpdateError("refused: the manifest's signature does not verify - the bundle was altered "
+                          "after signing (or damaged in transfer); do not install it") from None
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        raise UpdateError("refused: signed manifest is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UpdateError(f"refused: bundle format {manifest.get('format') if isinstance(manifest, dict) else '?'!r}"
+                          f", this unit reads {FORMAT!r}")
+    try:
+        parse_version(manifest.get("version"))
+        files = manifest["files"]
+        if not isinstance(files, list) or len(files) > MAX_FILES:
+            raise ValueError("files")
+        for e in files:
+            if not (isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                    and isinstance(e.get("size"), int)):
+                raise ValueError("file entry")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UpdateError(f"refused: signed manifest is malformed ({exc})") from None
+    return manifest, body, sig
+
+
+def _safe_rel(name: str) -> str | None:
+    """The slot-relative path of a payload member, or None when the name is unsafe."""
+    p = PurePosixPath(name)
+    if p.is_absolute() or not p.parts or p.parts[0] != "payload" or len(p.parts) < 2:
+        return None
+    if any(part in ("", ".", "..") for part in p.parts) or "\\" in name:
+        return None
+    return "/".join(p.parts[1:])
+
+
+def verify_bundle(path: str | Path, trusted: Ed25519PublicKey, extract_to: Path | None = None) -> Verified:
+    """Verify a bundle completely (signature, then every payload file); with `extract_to`, the files
+    are written there as they are checked. Raises UpdateError naming the first problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadUsage(f"{path}: no such bundle file")
+    try:
+        tar = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise UpdateError(f"refused: {path.name} is not a bundle (not a tar archive: {exc})") from None
+    with tar:
+        try:
+            manifest, body, sig = _check_signature(tar, trusted)
+            want = {e["path"]: e for e in manifest["files"]}
+            if len(want) != len(manifest["files"]):
+                raise UpdateError("refused: the manifest names a file twice")
+            for rel in want:
+                if _safe_rel("payload/" + rel) != rel:
+                    raise UpdateError(f"refused: unsafe path in manifest: {rel!r}")
+            seen: set[str] = set()
+            total = 0
+            for m in tar.getmembers():
+                if m.name in ("manifest.json", "manifest.sig"):
+                    continue
+                if m.isdir():
+                    if _safe_rel(m.name.rstrip("/")) is None and m.name.rstrip("/") != "payload":
+                        raise UpdateError(f"refused: unexpected entry {m.name!r}")
+                    continue
+                rel = _safe_rel(m.name)
+                if rel is None or not m.isreg():
+                    raise UpdateError(f"refused: {m.name!r} is not a plain file under payload/ "
+                                      "(links, devices and paths outside are never installed)")
+                if rel not in want:
+                    raise UpdateError(f"refused: {rel} is in the bundle but not in its signed manifest "
+                                      "(a file was added after signing)")
+                if rel in seen:
+                    raise UpdateError(f"refused: {rel} appears twice in the bundle")
+                seen.add(rel)
+                entry = want[rel]
+                total += m.size
+                if m.size != entry["size"] or total > MAX_PAYLOAD_BYTES:
+                    raise UpdateError(f"refused: {rel} is {m.size} bytes, the signed manifest says {entry['size']} "
+                                      "(tampered or damaged)")
+                src = tar.extractfile(m)
+                assert src is not None
+                h = hashlib.sha256()
+                dst = None
+                if extract_to is not None:
+                    target = extract_to / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    dst = open(target, "wb")
+                    os.fchmod(dst.fileno(), 0o644)     # readable by the service user whatever root's umask
+                try:
+                    while chunk := src.read(1 << 20):
+                        h.update(chunk)
+                        if dst is not None:
+                            dst.write(chunk)
+                    if dst is not None:
+                        dst.flush()
+                        os.fsync(dst.fileno())
+                finally:
+                    if dst is not None:
+                        dst.close()
+                if h.hexdigest() != entry["sha256"]:
+                    raise UpdateError(f"refused: {rel} does not match its hash in the signed manifest "
+                                      "(tampered or damaged)")
+            missing = sorted(set(want) - seen)
+            if missing:
+                raise UpdateError(f"refused: {len(missing)} file(s) of the signed manifest are missing, "
+                                  f"e.g. {missing[0]}")
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise UpdateError(f"refused: the bundle cannot be read or unpacked - damaged, truncated, or the disk is "
+                              f"full ({type(exc).__name__}: {exc})") from None
+    return Verified(manifest, body, sig, _bundle_sha(path))
+
+
+# -- slots -------------------------------------------------------------------------------------------------
+def current_slot(layout: Layout) -> str | None:
+    try:
+        target = os.readlink(layout.current)
+    except OSError:
+        return None
+    name = PurePosixPath(target).name
+    return name if name in SLOTS else None
+
+
+def other(slot: str | None) -> str:
+    return "b" if slot == "a" else "a"
+
+
+def slot_info(layout: Layout, slot: str) -> dict[str, Any] | None:
+    d = layout.slot(slot)
+    if not d.is_dir():
+        return None
+    try:
+        info = json.loads((d / "slot.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        info = {"version": None, "note": "no slot.json"}
+    return info
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def switch(layout: Layout, slot: str) -> None:
+    """Point `current` at `slot` atomically (a new symlink renamed over the old one)."""
+    tmp = layout.opt / f".current.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(f"slots/{slot}", tmp)
+    os.replace(tmp, layout.current)
+    _fsync_dir(layout.opt)
+
+
+def verify_slot(layout: Layout, slot: str) -> list[str]:
+    """Re-hash a slot's files against its manifest; the problems found (empty when intact)."""
+    d = layout.slot(slot)
+    try:
+        manifest = json.loads((d / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return ["no manifest.json (installed by install.sh, not from a bundle): cannot verify"]
+    problems = []
+    for e in manifest.get("files", []):
+        p = d / e["path"]
+        try:
+            digest, size = _sha256_file(p)
+        except OSError:
+            problems.append(f"missing {e['path']}")
+            continue
+        if digest != e["sha256"]:
+            problems.append(f"changed {e['path']}")
+    return problems
+
+
+def install_slot(layout: Layout, slot: str, bundle: Path, trusted: Ed25519PublicKey) -> Verified:
+    """Verify `bundle` while extracting it into a staging folder, then put it in place as `slot`."""
+    layout.slots.mkdir(parents=True, exist_ok=True)
+    staging = layout.slots / f".{slot}.new-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        v = verify_bundle(bundle, trusted, extract_to=staging)
+        (staging / "manifest.json").write_bytes(v.manifest_bytes)
+        (staging / "manifest.sig").write_text(json.dumps(v.signature), "utf-8")
+        _write_json(staging / "slot.json", {"version": v.version, "installed_at": utc_now(),
+                                            "bundle": bundle.name, "bundle_sha256": v.sha256,
+                                            "signed_by": v.signature.get("key_id"),
+                                            "files": len(v.manifest["files"])})
+        for dirpath, _dirs, _files in os.walk(staging):
+            os.chmod(dirpath, 0o755)
+        _fsync_dir(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final = layout.slot(slot)
+    old = layout.slots / f".{slot}.old-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    _fsync_dir(layout.slots)
+    shutil.rmtree(old, ignore_errors=True)
+    return v
+
+
+# -- health ------------------------------------------------------------------------------------------------
+def read_status(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def baseline(status_path: Path, interval_s: float, now: float | None = None) -> str:
+    """'ok' when the running unit is healthy now (then the new code must be too), else 'running'."""
+    now = time.time() if now is None else now
+    snap = read_status(status_path)
+    if not snap or snap.get("stopped_at"):
+        return "running"
+    fresh = now - float(snap.get("updated", 0)) <= max(3 * interval_s, 15.0)
+    return "ok" if fresh and snap.get("state") == "ok" else "running"
+
+
+def wait_healthy(status_path: Path, since: float, timeout: float, require: str,
+                 poll: float = 0.1, clock: Callable[[], float] = time.time) -> tuple[bool, str]:
+    """Wait for a process started at or after `since` to write the status file twice (alive, not just
+    started) with a state meeting `require` ('ok', or 'running': any state). (healthy, what was seen)."""
+    deadline = time.monotonic() + timeout
+    first: dict[str, Any] | None = None
+    seen = "no status written since the switch"
+    while time.monotonic() < deadline:
+        snap = read_status(status_path)
+        if snap is not None:
+            updated = float(snap.get("updated", 0) or 0)
+            started = updated - float(snap.get("uptime_s", 0) or 0)
+            if updated >= since and started >= since - 1.0 and not snap.get("stopped_at"):
+                state = str(snap.get("state", "?"))
+                seen = f"new process {snap.get('pid')} reports {state}" + (
+                    f" ({'; '.join(map(str, snap.get('problems') or []))})" if snap.get("problems") else "")
+                good = require == "running" or state == "ok"
+                if good and first is not None and first.get("pid") == snap.get("pid") \
+                        and updated > float(first.get("updated", 0)):
+                    return True, seen
+                if good and (first is None or first.get("pid") != snap.get("pid")):
+                    first = snap
+                elif not good:
+                    first = None
+        time.sleep(poll)
+    return False, seen
+
+
+def restart(cmd: list[str], timeout: float) -> tuple[bool, str]:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return False, f"restart command not found: {cmd[0]}"
+    except subprocess.TimeoutExpired:
+        return False, f"restart command did not finish in {timeout:.0f} s"
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        return False, f"restart command failed ({proc.returncode}): {tail[0][:200]}"
+    return True, ""
+
+
+# -- apply / roll back -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def update_lock(layout: Layout, wait: bool = True) -> Iterator[bool]:
+    layout.opt.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_state(layout: Layout) -> dict[str, Any]:
+    return read_status(layout.update_state) or {}
+
+
+def recover_interrupted(layout: Layout) -> dict[str, Any] | None:
+    """An update that was switched to but never confirmed (power cut, killed): go back to the slot it
+    came from. Call with the update lock held. Returns the new state, or None if nothing to do."""
+    st = read_state(layout)
+    if st.get("state") != "trying":
+        return None
+    back = st.get("from")
+    if back in SLOTS and layout.slot(back).is_dir():
+        switch(layout, back)
+        st.update(state="rolled_back", finished_at=utc_now(),
+                  reason="the update was interrupted before the new slot was confirmed healthy")
+    else:
+        st.update(state="confirmed", finished_at=utc_now(),
+                  reason="interrupted first install (no slot to return to); kept")
+    _write_json(layout.update_state, st)
+    return st
+
+
+@dataclass
+class ApplyOptions:
+    allow_downgrade: bool = False
+    restart_cmd: tuple[str, ...] = tuple(shlex.split(DEFAULT_RESTART))
+    config: Path | None = None
+    health_timeout: float = 180.0
+    restart_timeout: float = 240.0
+    poll: float = 0.2
+    check_requirements: bool = True
+
+
+def apply(layout: Layout, bundle: str | Path, opts: ApplyOptions,
+          log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Verify, install into the inactive slot, switch, restart, wait for health, roll back if not.
+    Returns a result dict; raises UpdateError (refused before anything changed) or BadUsage."""
+    from unit.config import ConfigError, load as load_config
+
+    bundle = Path(bundle)
+    trusted = pinned_release_key(layout)
+    cfg_path = opts.config or layout.config
+    try:
+        cfg = load_config(cfg_path)
+    except ConfigError as exc:
+        raise BadUsage(f"cannot judge the new software's health without the unit config: {exc}") from None
+    status_path = Path(cfg.status_path)
+    with update_lock(layout) as _locked:
+        recovered = recover_interrupted(layout)
+        if recovered:
+            log(f"an earlier update had been interrupted; rolled back to slot {recovered.get('from')}")
+        cur = current_slot(layout)
+        cur_info = slot_info(layout, cur) if cur else None
+        cur_version = (cur_info or {}).get("version")
+        # 1. verify completely before touching anything
+        v = verify_bundle(bundle, trusted)
+        if cur_version:
+            try:
+                newer = parse_version(v.version) > parse_version(cur_version)
+            except ValueError:
+                newer = True
+            if not newer and not opts.allow_downgrade:
+                raise UpdateError(f"refused: bundle version {v.version} is not newer than the running "
+                                  f"{cur_version} (slot {cur}); use --allow-downgrade to go back on purpose")
+        if opts.check_requirements:
+            missing = missing_requirements(list(v.manifest.get("requires") or []))
+            if missing:
+                raise UpdateError("refused: this release needs Python packages the unit's venv lacks: "
+                                  + ", ".join(missing) + "; rerun firmware/install.sh from the release first")
+        target = other(cur)
+        log(f"verified {bundle.name}: version {v.version}, {len(v.manifest['files'])} files, "
+            f"signed by {v.signature.get('key_id')}")
+        # 2. install into the inactive slot (verified again while extracting: the file may have changed)
+        install_slot(layout, target, bundle, trusted)
+        log(f"installed into slot {target}")
+        # 3. record, then switch
+        require = baseline(status_path, cfg.health.interval_s)
+        state = {"state": "trying", "from": cur, "to": target, "from_version": cur_version,
+                 "to_version": v.version, "started_at": utc_now(), "require": require}
+        _write_json(layout.update_state, state)
+        since = time.time()
+        switch(layout, target)
+        log(f"switched current -> slot {target}; restarting the service, waiting up to "
+            f"{opts.health_timeout:.0f} s for it to report {'ok' if require == 'ok' else 'running'}")
+        ok, why = restart(list(opts.restart_cmd), opts.restart_timeout)
+        if ok:
+            ok, why = wait_healthy(status_path, since, opts.health_timeout, require, opts.poll)
+        result = {"bundle": str(bundle), "version": v.version, "slot": target, "previous_slot": cur,
+                  "previous_version": cur_version, "health": why}
+        if ok:
+            state.update(state="confirmed", finished_at=utc_now(), health=why)
+            _write_json(layout.update_state, state)
+            log(f"healthy: {why}")
+            return {"result": "installed", **result}
+        # 4. not healthy: back to where we were
+        log(f"not healthy: {why}")
+        if cur is None:
+            state.update(state="failed", finished_at=utc_now(), health=why)
+            _write_json(layout.update_state, state)
+            return {"result": "failed", **result, "detail": "no previous slot to roll back to"}
+        switch(layout, cur)
+        state.update(state="rolled_back", finished_at=utc_now(), health=why)
+        _write_json(layout.update_state, state)
+        log(f"rolled back: current -> slot {cur}; restarting the previous version")
+        since = time.time()
+        back_ok, back_why = restart(list(opts.restart_cmd), opts.restart_timeout)
+        if back_ok:
+            back_ok, back_why = wait_healthy(status_path, since, opts.health_timeout, "running", opts.poll)
+        state.update(rollback_health=back_why, rollback_ok=back_ok)
+        _write_json(layout.update_state, state)
+        return {"result": "rolled_back" if back_ok else "rollback_unhealthy", **result,
+                "rollback_health": back_why}
+
+
+def boot_check(layout: Layout) -> dict[str, Any]:
+    """At boot, before the service: an update never confirmed is rolled back."""
+    with update_lock(layout, wait=False) as got:
+        if not got:
+            return {"result": "busy", "detail": "an update is running"}
+        st = recover_interrupted(layout)
+        if st is None:
+            return {"result": "ok", "current": current_slot(layout)}
+        return {"result": st["state"], "current": current_slot(layout), "detail": st.get("reason", "")}
+
+
+def status(layout: Layout, verify: bool = False) -> dict[str, Any]:
+    cur = current_slot(layout)
+    slots = {}
+    for s in SLOTS:
+        info = slot_info(layout, s)
+        entry: dict[str, Any] = {"state": "empty"} if info is None else {
+            "state": "active" if s == cur else "inactive", **info}
+        if verify and info is not None:
+            problems = verify_slot(layout, s)
+            entry["integrity"] = "ok" if not problems else problems
+        slots[s] = entry
+    try:
+        rk = key_id(load_public_key(layout.release_pub.read_bytes()))
+    except (OSError, ValueError):
+        rk = None
+    return {"current": cur, "slots": slots, "last_update": read_state(layout) or None, "release_key": rk}
+
+
+# -- CLI ---------------------------------------------------------------------------------------------------
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("update", help="signed software updates into A/B slots (apply, status, verify)",
+                       description="Signed software updates: verify a bundle against the pinned release key, "
+                                   "install it into the inactive slot, switch, and roll back by itself "
+                                   "if the service does not report healthy. See docs/firmware.md.")
+    us = p.add_subparsers(dest="update_command", metavar="ACTION")
+    us.required = True
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--root", type=Path, default=default_root(),
+                       help="filesystem root holding etc/alpr-unit and opt/alpr (default / or $ALPR_ROOT)")
+        q.add_argument("--json", action="store_true", help="machine-readable output")
+
+    q = us.add_parser("apply", help="verify and install a bundle; roll back if the service is not healthy")
+    q.add_argument("bundle", type=Path)
+    q.add_argument("--allow-downgrade", action="store_true", help="install a version not newer than the running one")
+    q.add_argument("--config", type=Path, help="the unit config (for its status file; default ROOT/etc/alpr-unit/config.toml)")
+    q.add_argument("--restart-cmd", default=os.environ.get("ALPR_RESTART_CMD", DEFAULT_RESTART),
+                   help=f"command that restarts the service (default: {DEFAULT_RESTART!r})")
+    q.add_argument("--health-timeout", type=float, default=180.0,
+                   help="seconds the new version has to report healthy (default 180)")
+    common(q)
+    q = us.add_parser("status", help="show both slots, which one runs, and the last update")
+    q.add_argument("--verify", action="store_true", help="re-hash each slot's files against its signed manifest")
+    common(q)
+    q = us.add_parser("verify", help="check a bundle against the pinned release key without installing it")
+    q.add_argument("bundle", type=Path)
+    common(q)
+    q = us.add_parser("boot-check", help="at boot: roll back an update that was never confirmed healthy")
+    common(q)
+    return p
+
+
+def _print(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    print(json.dumps(doc, indent=1, default=str) if args.json else text)
+
+
+def _render_status(st: dict[str, Any]) -> str:
+    lines = [f"running slot: {st['current'] or 'none'}   release key: {st['release_key'] or 'NOT PINNED'}"]
+    for name, s in st["slots"].items():
+        mark = "*" if s["state"] == "active" else " "
+        if s["state"] == "empty":
+            lines.append(f"{mark} slot {name}: empty")
+            continue
+        integ = s.get("integrity")
+        integ_txt = "" if integ is None else ("  files intact" if integ == "ok" else f"  DAMAGED: {'; '.join(integ[:3])}")
+        lines.append(f"{mark} slot {name}: {s['state']:<8} version {s.get('version') or '?'}  installed "
+                     f"{s.get('installed_at', '?')}  from {s.get('bundle', s.get('source', '?'))}{integ_txt}")
+    lu = st.get("last_update")
+    if lu:
+        lines.append(f"last update: {lu.get('state')} {lu.get('from_version')} -> {lu.get('to_version')} "
+                     f"(slot {lu.get('from')} -> {lu.get('to')}) at {lu.get('finished_at', lu.get('started_at'))}"
+                     + (f"; {lu['health']}" if lu.get("health") else ""))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    layout = Layout(args.root)
+    cmd = args.update_command
+    try:
+        if cmd == "status":
+            st = status(layout, verify=args.verify)
+            _print(args, st, _render_status(st))
+            damaged = args.verify and any(isinstance(s.get("integrity"), list) for s in st["slots"].values()
+                                          if s["state"] == "active")
+            return 1 if damaged or st["current"] is None else 0
+        if cmd == "verify":
+            v = verify_bundle(args.bundle, pinned_release_key(layout))
+            doc = {"result": "verified", "version": v.version, "files": len(v.manifest["files"]),
+                   "signed_by": v.signature.get("key_id"), "sha256": v.sha256}
+            _print(args, doc, f"{args.bundle.name}: good, version {v.version}, {doc['files']} files, "
+                              f"signed by release key {doc['signed_by']}")
+            return 0
+        if cmd == "boot-check":
+            res = boot_check(layout)
+            _print(args, res, f"boot check: {res['result']}" + (f" ({res['detail']})" if res.get("detail") else ""))
+            return 0
+        opts = ApplyOptions(allow_downgrade=args.allow_downgrade, restart_cmd=tuple(shlex.split(args.restart_cmd)),
+                            config=args.config, health_timeout=args.health_timeout)
+        if os.geteuid() != 0 and layout.is_system:
+            raise BadUsage("run as root: an update switches system files")
+        say = (lambda m: print(m, file=sys.stderr)) if args.json else print
+        res = apply(layout, args.bundle, opts, log=say)
+        text = {"installed": f"updated to {res['version']} (slot {res['slot']}), healthy",
+                "rolled_back": f"version {res['version']} did not become healthy ({res['health']}); rolled back "
+                               f"to {res['previous_version']} (slot {res['previous_slot']}), which is running",
+                "rollback_unhealthy": f"version {res['version']} did not become healthy; rolled back to slot "
+                                      f"{res['previous_slot']}, but it is not healthy either "
+                                      f"({res.get('rollback_health')}): see journalctl -u {SERVICE}",
+                "failed": f"version {res['version']} did not become healthy and there is no previous slot"}
+        _print(args, res, text[res["result"]])
+        return 0 if res["result"] == "installed" else 1
+    except BadUsage as exc:
+        _print(args, {"result": "error", "error": str(exc)}, f"alpr-unit update: {exc}")
+        return 2
+    except UpdateError as exc:
+        _print(args, {"result": "refused", "error": str(exc)}, f"alpr-unit update: {exc}")
+        return 1
