@@ -48,6 +48,19 @@ def _regex(pattern: str) -> re.Pattern[str]:
 _COMPILED = [(region, _regex(p), w) for region, p, w in FORMATS]
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance; plates are short, so the plain DP is plenty."""
+    if a == b:
+        return 0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
 def region_of(text: str) -> str:
     """Best-guess region from the layout alone ('' when nothing fits)."""
     best, weight = "", 0.0

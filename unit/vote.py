@@ -10,20 +10,11 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
+from unit.plates import edit_distance
 from unit.recognise import Candidate, PlateRead
 
 
-def edits(a: str, b: str) -> int:
-    """Levenshtein distance; plates are short, so the plain DP is plenty."""
-    if a == b:
-        return 0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+edits = edit_distance   # the name the voting code and its tests use
 
 
 @dataclass
