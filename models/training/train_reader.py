@@ -95,7 +95,7 @@ def labels_array(texts: list[str]) -> np.ndarray:
     return y
 
 
-def build_model():
+def build_model(width: float = 1.0):
     import keras
     from keras import layers
 
@@ -104,18 +104,19 @@ def build_model():
         x = layers.BatchNormalization()(x)
         return layers.ReLU()(x)
 
+    c = lambda n: int(round(n * width / 8)) * 8
     inp = keras.Input((READER_H, READER_W, 1), name="plate")
-    x = cbr(inp, 16)
+    x = cbr(inp, c(16))
     x = layers.MaxPooling2D(2)(x)                     # 20 x 64
-    x = cbr(x, 32)
+    x = cbr(x, c(32))
     x = layers.MaxPooling2D(2)(x)                     # 10 x 32
-    x = cbr(x, 64)
-    x = cbr(x, 64)
+    x = cbr(x, c(64))
+    x = cbr(x, c(64))
     x = layers.MaxPooling2D((2, 1))(x)                # 5 x 32
-    x = cbr(x, 96)
-    x = cbr(x, 128, k=(5, 1), pad="valid")            # 1 x 32: one column per time step
+    x = cbr(x, c(96))
+    x = cbr(x, c(128), k=(5, 1), pad="valid")         # 1 x 32: one column per time step
     for _ in range(2):                                # context along the plate
-        y = cbr(x, 128, k=(1, 3))
+        y = cbr(x, c(128), k=(1, 3))
         x = layers.Add()([x, y])
     x = layers.Conv2D(NUM_CLASSES, 1)(x)
     out = layers.Reshape((READER_W // 4, NUM_CLASSES), name="logits")(x)
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pseudo-variants", type=int, default=12)
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--out", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(args.seed)
-    model = build_model()
+    model = build_model(args.width)
     if args.init:
         model.load_weights(args.init)
     steps = args.epochs * (len(x) // args.batch)
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 pp = greedy_batch(self.model.predict(x_pv[..., None] / 255.0, verbose=0, batch_size=256))
                 msg += f" pseudo-valid exact {np.mean([a == b for a, b in zip(pp, y_pv)]):.3f}"
             print(msg + f" ({time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
-            self.model.save_weights(str(CACHE / "reader.weights.h5"))
+            self.model.save_weights(str(CACHE / f"reader-w{args.width:g}.weights.h5"))
 
     model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
     train_s = time.time() - t1
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "init": args.init, "lr": args.lr, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "epochs": args.epochs, "width": args.width, "init": args.init, "lr": args.lr, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
             "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
