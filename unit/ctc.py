@@ -20,15 +20,19 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def greedy(logp: np.ndarray) -> tuple[str, float]:
-    """Best path: the most likely class per column, repeats merged, blanks dropped."""
-    best = logp.argmax(axis=-1)
+def best_path(scores: np.ndarray) -> str:
+    """The most likely class per column (logits or log-probabilities), repeats merged, blanks dropped."""
     out, prev = [], BLANK
-    for k in best:
+    for k in scores.argmax(axis=-1):
         if k != prev and k != BLANK:
             out.append(ALPHABET[k - 1])
         prev = k
-    return "".join(out), float(math.exp(logp.max(axis=-1).sum()))
+    return "".join(out)
+
+
+def greedy(logp: np.ndarray) -> tuple[str, float]:
+    """Best path and the probability of that one alignment."""
+    return best_path(logp), float(math.exp(logp.max(axis=-1).sum()))
 
 
 def beam(logp: np.ndarray, width: int = 8, top_n: int = 5) -> list[tuple[str, float]]:

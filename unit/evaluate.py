@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from unit.detect import iou
 from unit.plates import edit_distance, normalise
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -97,14 +98,6 @@ def load_crops(folder: Path) -> list[Item]:
     return items
 
 
-def _iou(a, b) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
              progress=None) -> dict:
     from unit.recognise import Recogniser
@@ -131,7 +124,7 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
             reads = rec.read(arr)
             text = reads[0].text if reads else ""
             cand_texts = [c.plate for c in reads[0].candidates] if reads else []
-            if any(_iou(r.box, it.box) >= 0.3 for r in reads):
+            if reads and iou(np.array(it.box), np.array([r.box for r in reads], float)).max() >= 0.3:
                 detected += 1
         times.append((time.perf_counter() - t) * 1000)
         exact += text == it.plate

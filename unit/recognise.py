@@ -15,7 +15,7 @@ import numpy as np
 from unit import ctc, plates
 from unit.detect import decode
 from unit.litert import Model, ModelError
-from unit.preprocess import letterbox, reader_input
+from unit.preprocess import READER_H, READER_W, letterbox, reader_input
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_SCORE_THRESHOLD = 0.4
@@ -77,7 +77,7 @@ class Recogniser:
         self._det_size = (w, h)
         self._versions = {"detector": f"detector-{self.detector.sha256[:12]}",
                           "reader": f"reader-{self.reader.sha256[:12]}"}
-        if self.reader.input_shape[1:3] != reader_input(np.zeros((8, 8), np.uint8)).shape:
+        if self.reader.input_shape[1:3] != (READER_H, READER_W):
             raise ModelError(f"reader input {self.reader.input_shape} does not match unit.preprocess")
 
     def versions(self) -> dict[str, str]:
@@ -85,7 +85,9 @@ class Recogniser:
 
     def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Plate boxes in image pixels with detector scores."""
-        image = check_frame(image)
+        return self._detect(check_frame(image))
+
+    def _detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         x, lb = letterbox(image, self._det_size)
         out = self.detector.run(x[None].astype(np.float32) / 255.0)[0]
         return [(lb.to_original(d[:4]), d[4]) for d in decode(out, self.score_threshold)]
@@ -104,7 +106,7 @@ class Recogniser:
         image = check_frame(image)
         H, W = image.shape[:2]
         out: list[PlateRead] = []
-        for (x0, y0, x1, y1), score in self.detect(image):
+        for (x0, y0, x1, y1), score in self._detect(image):
             bw, bh = x1 - x0, y1 - y0
             if bw < 4 or bh < 2:
                 continue

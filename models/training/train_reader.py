@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from models.training.datasets import scenes
-from unit.ctc import ALPHABET, NUM_CLASSES, encode
+from unit.ctc import ALPHABET, NUM_CLASSES, best_path, encode
 from unit.preprocess import READER_H, READER_W, reader_input
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,16 +124,7 @@ def build_model(width: float = 1.0):
 
 
 def greedy_batch(logits: np.ndarray) -> list[str]:
-    best = logits.argmax(-1)
-    out = []
-    for row in best:
-        s, prev = [], 0
-        for k in row:
-            if k != prev and k != 0:
-                s.append(ALPHABET[k - 1])
-            prev = k
-        out.append("".join(s))
-    return out
+    return [best_path(row) for row in logits]
 
 
 def export_int8(model, rep: np.ndarray, path: Path) -> None:
