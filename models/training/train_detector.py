@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from models.training.datasets import Scene, scenes
+from models.training.export import export_int8
 from unit.detect import BOX_UNIT, STRIDE, decode, iou
 from unit.preprocess import DET_H, DET_W, letterbox
 
@@ -203,26 +204,11 @@ def evaluate(run, data, threshold: float) -> dict:
             "readable_plates": hit["readable"][1], "detections_per_frame": ndet / max(1, len(data))}
 
 
-def export_int8(model, data, path: Path) -> None:
-    import keras
-    import tensorflow as tf
+def export_detector(model, data, path: Path) -> None:
+    """The net trained on square crops, rebuilt at the unit's frame size; calibrated on 300 frames."""
     full = build_model(DET_W, DET_H)
     full.set_weights(model.get_weights())
-    inp = keras.Input((DET_H, DET_W, 3), batch_size=1)
-    fixed = keras.Model(inp, full(inp))
-    conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def rep():
-        for im, _ in data[:300]:
-            yield [letterbox(im)[0][None].astype(np.float32) / 255.0]
-
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(conv.convert())
+    export_int8(full, lambda: (letterbox(im)[0][None].astype(np.float32) / 255.0 for im, _ in data[:300]), path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t1
     out = Path(args.out)
     tfl = out / "detector.tflite"
-    export_int8(model, train, tfl)
+    export_detector(model, train, tfl)
     from unit.litert import Model
     m = Model(tfl, threads=1)
     run = lambda x: m.run(x[None].astype(np.float32) / 255.0)[0]

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from models.training.datasets import scenes
+from models.training.export import export_int8
 from unit.ctc import ALPHABET, NUM_CLASSES, best_path, encode
 from unit.preprocess import READER_H, READER_W, reader_input
 
@@ -127,26 +128,10 @@ def greedy_batch(logits: np.ndarray) -> list[str]:
     return [best_path(row) for row in logits]
 
 
-def export_int8(model, rep: np.ndarray, path: Path) -> None:
-    """Full-integer int8 at batch 1, calibrated on real training inputs."""
-    import keras
-    import tensorflow as tf
-    inp = keras.Input(model.input_shape[1:], batch_size=1)
-    fixed = keras.Model(inp, model(inp))
-    conv = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+def export_reader(model, rep: np.ndarray, path: Path) -> None:
+    """Calibrated on 400 real training inputs."""
     idx = np.random.default_rng(0).permutation(len(rep))[:400]
-
-    def rep_data():
-        for i in idx:
-            yield [rep[i:i + 1, ..., None].astype(np.float32) / 255.0]
-
-    conv.representative_dataset = rep_data
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(conv.convert())
+    export_int8(model, lambda: (rep[i:i + 1, ..., None].astype(np.float32) / 255.0 for i in idx), path)
 
 
 def tflite_eval(path: Path, x: np.ndarray, texts: list[str]) -> dict:
@@ -212,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t1
     out = Path(args.out)
     tfl = out / "reader.tflite"
-    export_int8(model, x, tfl)
+    export_reader(model, x, tfl)
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
