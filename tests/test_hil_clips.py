@@ -202,17 +202,6 @@ def test_record_clip_from_pushed_frames_and_pin_changes(tmp_path, unit_toml, pin
     assert len(clip.frames) == 9
 
 
-@pytest.fixture
-def root_logging():
-    """The CLI sets up the process's logging; give the next test the logging it had."""
-    import logging
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_replay_cli_reads_the_clip_format(tmp_path, unit_toml, capsys, root_logging):
     """`alpr-unit replay` on a v1 clip: edges from events.jsonl drive the pins (one burst per presence)."""
     rc = cli.main(["replay", str(DEMO / "05-close-together"), "--config", str(unit_toml), "--json"])

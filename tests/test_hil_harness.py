@@ -120,17 +120,6 @@ def test_clips_made_from_benchmark_photos(central, tmp_path):
     assert t["exact"] >= t["baseline_exact"], report.table()
 
 
-@pytest.fixture
-def root_logging():
-    """`alpr-unit run` sets up the process's logging; give the next test the logging it had."""
-    import logging
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_alpr_unit_run_starts_the_uplink_and_heartbeat_and_stops_them(central, tmp_path, root_logging):
     """`alpr-unit run` itself, with a replay camera on a clip and an [uplink] section: the reads reach the
     store, a heartbeat arrives, and when the replay ends the service hands its reads over and stops every

@@ -8,7 +8,7 @@ from PIL import Image
 
 from unit import cli
 from unit.detect import iou
-from unit.evaluate import evaluate, load_crops, load_endtoend
+from unit.evaluate import load_crops, load_endtoend
 from unit.litert import ModelError
 from unit.recognise import MODEL_DIR, BadFrame, Recogniser
 

@@ -128,17 +128,6 @@ def test_pins_drive_the_real_pipeline_to_sealed_reads(rig):
     buf.close()
 
 
-@pytest.fixture
-def root_logging():
-    """The CLI sets up the process's logging; give the next test the logging it had."""
-    import logging
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_replay_cli_runs_stills_through_the_same_pipeline(rig, capsys, root_logging):
     from unit import cli
     tmp, central = rig

@@ -114,6 +114,15 @@ class Health:
         return line + ("; " + "; ".join(problems) if problems else "")
 
 
+def read_status(path: str | Path) -> dict[str, Any] | None:
+    """The last status written (by `write_status`), or None when there is none or it is unreadable."""
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
 def write_status(path: str | Path, snapshot: dict[str, Any]) -> None:
     """Atomically replace the status file, so a reader never sees half of it."""
     p = Path(path)

@@ -52,6 +52,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from unit.health import read_status
+
 FORMAT = "alpr-bundle/1"
 SLOTS = ("a", "b")
 SERVICE = "alpr-unit.service"
@@ -629,14 +631,6 @@ def install_slot(layout: Layout, slot: str, bundle: Path, trusted: Ed25519Public
 
 
 # -- health ------------------------------------------------------------------------------------------------
-def read_status(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-        return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
 def baseline(status_path: Path, interval_s: float, now: float | None = None) -> str:
     """'ok' when the running unit is healthy now (then the new code must be too), else 'running'."""
     now = time.time() if now is None else now

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from unit.contract import utc_ms
-from unit.health import write_status
+from unit.health import read_status, write_status
 from unit.signing import sign_headers
 
 log = logging.getLogger(__name__)
@@ -283,10 +283,7 @@ def _error_text(resp: requests.Response) -> str:
 
 def read_state(path: str | Path) -> dict[str, Any] | None:
     """The last uplink state written by the running service (for `alpr-unit status`)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_status(path)
 
 
 def load_identity(path: str | Path) -> Ed25519PrivateKey:

@@ -169,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     x = np.concatenate([x_syn, x_pt]) if len(x_pt) else x_syn
     y = y_syn + y_pt
     import keras
-    import tensorflow as tf
     keras.utils.set_random_seed(args.seed)
     model = build_model(args.width)
     if args.init:
