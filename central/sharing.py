@@ -139,16 +139,23 @@ def record_request(engine: sa.Engine, who: audit.Who, agency_id: int, requester_
     return get_request(engine, request_id)
 
 
+def _locked_request(conn: sa.Connection, request_id: int, status: str, refusal: str) -> tuple[Any, Any]:
+    """The request (locked until the transaction ends) and its agency; 404 if unknown, 409 unless
+    it is in `status` (the message ends with `refusal`), so two decisions or releases cannot race."""
+    row = conn.execute(sa.select(share_requests).where(share_requests.c.id == request_id).with_for_update()).first()
+    if row is None:
+        raise ApiError(404, f"no request {request_id}")
+    if row.status != status:
+        raise ApiError(409, f"request {request_id} is {row.status}{refusal}")
+    agency = conn.execute(sa.select(agencies).where(agencies.c.id == row.agency_id)).one()
+    return row, agency
+
+
 def decide(engine: sa.Engine, who: audit.Who, request_id: int, approve: bool, reason: str) -> dict[str, Any]:
     reason = _text("reason", reason, 1000)
     now = utcnow()
     with engine.begin() as conn:
-        row = conn.execute(sa.select(share_requests).where(share_requests.c.id == request_id).with_for_update()).first()
-        if row is None:
-            raise ApiError(404, f"no request {request_id}")
-        if row.status != "pending":
-            raise ApiError(409, f"request {request_id} is {row.status}, not pending")
-        agency = conn.execute(sa.select(agencies).where(agencies.c.id == row.agency_id)).one()
+        row, agency = _locked_request(conn, request_id, "pending", ", not pending")
         refusal = ineligible_reason(agency)
         if approve and refusal:
             raise ApiError(409, f"cannot approve: {refusal}")
@@ -167,12 +174,8 @@ def release(engine: sa.Engine, who: audit.Who, request_id: int) -> dict[str, Any
     """Hand over the data for an approved request to an agency still eligible; once, and logged."""
     now = utcnow()
     with engine.begin() as conn:
-        row = conn.execute(sa.select(share_requests).where(share_requests.c.id == request_id).with_for_update()).first()
-        if row is None:
-            raise ApiError(404, f"no request {request_id}")
-        if row.status != "approved":
-            raise ApiError(409, f"request {request_id} is {row.status}: data is released only for an approved request")
-        agency = conn.execute(sa.select(agencies).where(agencies.c.id == row.agency_id)).one()
+        row, agency = _locked_request(conn, request_id, "approved",
+                                      ": data is released only for an approved request")
         refusal = ineligible_reason(agency)
         if refusal:
             raise ApiError(409, f"cannot release: {refusal}")
