@@ -102,7 +102,7 @@ class Recogniser:
         return cands[0][0], float(min(1.0, cands[0][1])), [Candidate(t, round(float(s), 4)) for t, s in cands]
 
     def read(self, image: np.ndarray) -> list[PlateRead]:
-        """All plates in a frame, most confident first."""
+        """All plates in a frame, the likeliest plate first."""
         image = check_frame(image)
         H, W = image.shape[:2]
         out: list[PlateRead] = []
@@ -120,7 +120,9 @@ class Recogniser:
                 continue
             box = (int(max(0, x0)), int(max(0, y0)), int(min(W, x1)), int(min(H, y1)))
             out.append(PlateRead(box, text, conf, cands, float(score), plates.region_of(text), crop.copy()))
-        out.sort(key=lambda r: -(r.confidence * r.det_score))
+        # plate-likeness of the text breaks ties between a plate and other lettering in the frame
+        # (chosen on the training sets' valid scenes, see models/README.md)
+        out.sort(key=lambda r: -(r.confidence * r.det_score * plates.format_prior(r.text)))
         return out
 
 

@@ -1,5 +1,7 @@
 """Pseudo-label real plate crops from the training scenes with a general OCR (RapidOCR, Apache-2.0,
-weights inside its wheel), keeping only confident reads that look like a plate.
+weights inside its wheel), keeping only reads that look like a plate and that RapidOCR either gives
+with high confidence (>= 0.90) or gives alike on two differently framed crops of the same box with
+moderate confidence (>= 0.70 on both): two framings agreeing is evidence that a single score is not.
 
     python -m models.training.pseudolabel --out cache/pseudo
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,18 +23,90 @@ from PIL import Image
 from models.training.datasets import scenes
 
 PLATE_LIKE = re.compile(r"^(?=.*\d)[A-Z0-9]{4,8}$")
-MIN_WIDTH = 40
+MIN_WIDTH = 28
 
 
 def normalise(text: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", text.upper())
 
 
+def read_plate(engine, crop: Image.Image, min_conf: float, lines: bool = True) -> tuple[str, float]:
+    """RapidOCR's reading of one crop: the recogniser alone, else (with `lines`) its detected lines
+    joined (two-line and cluttered plates), keeping lines at or above `min_conf`."""
+    arr = np.asarray(crop)
+    res, _ = engine(arr, use_det=False, use_cls=False, use_rec=True)
+    text, conf = (normalise(res[0][0]), float(res[0][1])) if res else ("", 0.0)
+    if (PLATE_LIKE.match(text) and conf >= min_conf) or not lines:
+        return text, conf
+    res2, _ = engine(arr)
+    parts = [(normalise(r[1]), float(r[2])) for r in (res2 or []) if float(r[2]) >= min_conf]
+    joined = "".join(p for p, _ in parts)
+    if parts and PLATE_LIKE.match(joined) and len(parts) <= 2:
+        return joined, min(c for _, c in parts)
+    return text, conf
+
+
+def write_valid_folder(pseudo: Path, dest: Path) -> int:
+    """The valid split's crops and labels in the benchmark's crops format, so the whole recogniser
+    (beam search, format re-ranking) can be measured on real plates that are not the benchmark."""
+    dest.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(pseudo / "labels.csv") as f, open(dest / "groundtruth.csv", "w", newline="") as g:
+        w = csv.writer(g)
+        w.writerow(["file", "state", "plate"])
+        for row in csv.DictReader(f):
+            if row["split"] == "valid":
+                shutil.copyfile(pseudo / "crops" / row["file"], dest / row["file"])
+                w.writerow([row["file"], "", row["text"]])
+                n += 1
+    print(f"{n} valid crops -> {dest / 'groundtruth.csv'}", file=sys.stderr)
+    return 0
+
+
+def write_valid_scenes(pseudo: Path, dest: Path) -> int:
+    """Whole valid-split photos with one plate, in the benchmark's end-to-end format: the same kind
+    of test as the benchmark, on photos that neither training nor the benchmark includes."""
+    texts = {}
+    with open(pseudo / "labels.csv") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "valid":
+                texts[row["file"]] = row["text"]
+    dest.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for sc in scenes("valid"):
+        text = texts.get(f"valid-{sc.image.stem[:40]}-0.png")
+        if len(sc.boxes) != 1 or text is None:
+            continue
+        x0, y0, x1, y1 = sc.boxes[0]
+        name = f"{sc.image.stem[:60]}.jpg"
+        Image.open(sc.image).convert("RGB").save(dest / name, quality=95)
+        (dest / f"{sc.image.stem[:60]}.txt").write_text(
+            f"{name}\t{x0:.0f}\t{y0:.0f}\t{x1 - x0:.0f}\t{y1 - y0:.0f}\t{text}\n")
+        n += 1
+    print(f"{n} one-plate valid scenes -> {dest}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="cache/pseudo")
-    ap.add_argument("--min-conf", type=float, default=0.90)
+    ap.add_argument("--min-conf", type=float, default=0.90, help="confidence accepted from one framing")
+    ap.add_argument("--valid-folder", type=Path,
+                    help="instead: write the pseudo-labelled valid crops as a crops-format folder "
+                         "(groundtruth.csv) that `alpr-unit eval` reads, and exit")
+    ap.add_argument("--valid-scenes", type=Path,
+                    help="instead: write the valid split's one-plate scenes whose plate is pseudo-labelled "
+                         "as an end-to-end folder (NAME.jpg + NAME.txt) for `alpr-unit eval` and "
+                         "`hil/make-clips`, and exit")
+    ap.add_argument("--agree-conf", type=float, default=0.70, help="confidence accepted when two framings agree")
+    ap.add_argument("--min-width", type=int, default=MIN_WIDTH, help="smallest plate box read, pixels")
+    ap.add_argument("--single-framing", action="store_true",
+                    help="one framing only, as the first release's labels were made (with --min-width 40)")
     args = ap.parse_args(argv)
+    if args.valid_folder:
+        return write_valid_folder(Path(args.out), args.valid_folder)
+    if args.valid_scenes:
+        return write_valid_scenes(Path(args.out), args.valid_scenes)
     from rapidocr_onnxruntime import RapidOCR
     engine = RapidOCR()
     out = Path(args.out)
@@ -42,24 +117,31 @@ def main(argv: list[str] | None = None) -> int:
         for i, sc in enumerate(items):
             if i % 100 == 0:
                 print(f"{split}: {i}/{len(items)} scenes, {len(rows)} kept", file=sys.stderr, flush=True)
-            big = [b for b in sc.boxes if b[2] - b[0] >= MIN_WIDTH]
+            big = [b for b in sc.boxes if b[2] - b[0] >= args.min_width]
             if not big:
                 continue
             im = Image.open(sc.image).convert("RGB")
             for k, (x0, y0, x1, y1) in enumerate(big):
                 w, h = x1 - x0, y1 - y0
                 crop = im.crop((int(x0 - 0.06 * w), int(y0 - 0.12 * h), int(x1 + 0.06 * w), int(y1 + 0.12 * h)))
-                arr = np.asarray(crop)
-                res, _ = engine(arr, use_det=False, use_cls=False, use_rec=True)
-                text, conf = (normalise(res[0][0]), float(res[0][1])) if res else ("", 0.0)
-                if not PLATE_LIKE.match(text) or conf < args.min_conf:
-                    # two-line or cluttered plates: detect text lines, join the confident ones
-                    res2, _ = engine(arr)
-                    parts = [(normalise(r[1]), float(r[2])) for r in (res2 or []) if float(r[2]) >= args.min_conf]
-                    joined = "".join(p for p, _ in parts)
-                    if parts and PLATE_LIKE.match(joined) and len(parts) <= 2:
-                        text, conf = joined, min(c for _, c in parts)
-                if PLATE_LIKE.match(text) and conf >= args.min_conf:
+                text, conf = read_plate(engine, crop, args.min_conf)
+                if not (PLATE_LIKE.match(text) and conf >= args.min_conf):
+                    if args.single_framing:
+                        continue
+                    # a second framing (tighter, upscaled; recogniser only, for time): agreement at a lower
+                    # confidence is accepted
+                    tight = im.crop((int(x0 - 0.02 * w), int(y0 - 0.04 * h), int(x1 + 0.02 * w), int(y1 + 0.04 * h)))
+                    if tight.height < 48:
+                        f = 48 / max(1, tight.height)
+                        tight = tight.resize((max(1, int(tight.width * f)), 48), Image.BICUBIC)
+                    text2, conf2 = read_plate(engine, tight, args.agree_conf, lines=False)
+                    if text2 == text and min(conf, conf2) >= args.agree_conf:
+                        conf = min(conf, conf2)
+                    elif PLATE_LIKE.match(text2) and conf2 >= args.min_conf:
+                        text, conf = text2, conf2
+                    else:
+                        continue
+                if PLATE_LIKE.match(text):
                     name = f"{split}-{sc.image.stem[:40]}-{k}.png"
                     crop.save(out / "crops" / name)
                     rows.append((name, text, f"{conf:.3f}", split))

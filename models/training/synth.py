@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -254,8 +255,17 @@ def _rounded(img: Image.Image, radius: int) -> Image.Image:
     return out
 
 
+@lru_cache(maxsize=1)
+def _warn_no_fonts() -> None:
+    warnings.warn("none of the Debian fonts in synth.FONT_FILES is installed: synthetic plates use only "
+                  "the California plate font (apt-get install the fonts named in the README for variety)")
+
+
 def render_plate(rng: np.random.Generator) -> RenderedPlate:
     fonts = available_fonts(FONT_FILES)
+    if not fonts:
+        _warn_no_fonts()
+        fonts = [str(SYNTH_ROOT / "ca" / "licenseplate.ttf")]
     decor = available_fonts(DECOR_FONTS) or fonts
     r = rng.random()
     if r < 0.78:
