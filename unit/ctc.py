@@ -35,6 +35,17 @@ def greedy(logp: np.ndarray) -> tuple[str, float]:
     return best_path(logp), float(math.exp(logp.max(axis=-1).sum()))
 
 
+NEG_INF = -math.inf
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
 def beam(logp: np.ndarray, width: int = 8, top_n: int = 5) -> list[tuple[str, float]]:
     """CTC prefix beam search; returns up to top_n (text, probability), best first.
 
@@ -42,12 +53,14 @@ def beam(logp: np.ndarray, width: int = 8, top_n: int = 5) -> list[tuple[str, fl
     with each other and usable as a confidence.
     """
     T, C = logp.shape
-    # prefix -> (log p ending in blank, log p ending in non-blank)
-    beams: dict[str, tuple[float, float]] = {"": (0.0, -math.inf)}
-    # only consider classes with non-negligible mass per column (speed)
+    # prefix -> (log p ending in blank, log p ending in non-blank); plain Python floats throughout:
+    # numpy's scalar calls cost more than the arithmetic at this size
+    beams: dict[str, tuple[float, float]] = {"": (0.0, NEG_INF)}
+    rows = logp.tolist()
     for t in range(T):
-        row = logp[t]
-        cand = np.where(row > -8.0)[0]
+        row = rows[t]
+        # only consider classes with non-negligible mass per column (speed)
+        cand = [k for k, v in enumerate(row) if v > -8.0]
         nxt: dict[str, list[float]] = {}
 
         def add(prefix: str, pb: float, pnb: float) -> None:
@@ -55,23 +68,24 @@ def beam(logp: np.ndarray, width: int = 8, top_n: int = 5) -> list[tuple[str, fl
             if cur is None:
                 nxt[prefix] = [pb, pnb]
             else:
-                cur[0] = np.logaddexp(cur[0], pb)
-                cur[1] = np.logaddexp(cur[1], pnb)
+                cur[0] = _logaddexp(cur[0], pb)
+                cur[1] = _logaddexp(cur[1], pnb)
 
         for prefix, (pb, pnb) in beams.items():
-            total = np.logaddexp(pb, pnb)
+            total = _logaddexp(pb, pnb)
+            last = prefix[-1] if prefix else ""
             for k in cand:
                 p = row[k]
                 if k == BLANK:
-                    add(prefix, total + p, -math.inf)
+                    add(prefix, total + p, NEG_INF)
                     continue
                 ch = ALPHABET[k - 1]
-                if prefix and prefix[-1] == ch:
-                    add(prefix, -math.inf, pnb + p)          # repeat collapses
-                    add(prefix + ch, -math.inf, pb + p)      # blank in between: a real double
+                if ch == last:
+                    add(prefix, NEG_INF, pnb + p)            # repeat collapses
+                    add(prefix + ch, NEG_INF, pb + p)        # blank in between: a real double
                 else:
-                    add(prefix + ch, -math.inf, total + p)
-        scored = sorted(nxt.items(), key=lambda kv: -np.logaddexp(kv[1][0], kv[1][1]))[:width]
+                    add(prefix + ch, NEG_INF, total + p)
+        scored = sorted(nxt.items(), key=lambda kv: -_logaddexp(kv[1][0], kv[1][1]))[:width]
         beams = {k: (v[0], v[1]) for k, v in scored}
-    final = sorted(((k, float(np.logaddexp(*v))) for k, v in beams.items() if k), key=lambda kv: -kv[1])
+    final = sorted(((k, _logaddexp(*v)) for k, v in beams.items() if k), key=lambda kv: -kv[1])
     return [(k, math.exp(lp)) for k, lp in final[:top_n]]
