@@ -16,8 +16,8 @@ from unit.evaluate import evaluate, load_crops, load_endtoend
 
 def test_synthetic_reader_samples_are_seeded_and_labelled():
     sc = scenes("train")[:20]
-    a = [synth.reader_sample(np.random.default_rng(7), sc) for _ in range(1)][0]
-    b = [synth.reader_sample(np.random.default_rng(7), sc) for _ in range(1)][0]
+    a = synth.reader_sample(np.random.default_rng(7), sc)
+    b = synth.reader_sample(np.random.default_rng(7), sc)
     assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
     rng = np.random.default_rng(3)
     for _ in range(12):
@@ -61,8 +61,8 @@ def test_valid_scenes_folder_keeps_one_plate_scenes_only(tmp_path):
     valid = scenes("valid")
     one = next(s for s in valid if len(s.boxes) == 1)
     many = next(s for s in valid if len(s.boxes) > 1)
-    pseudo = _labels(tmp_path, [(f"valid-{one.image.stem[:40]}-0.png", "AB12CDE", "valid"),
-                                (f"valid-{many.image.stem[:40]}-0.png", "XY34ZZZ", "valid")])
+    pseudo = _labels(tmp_path, [(pseudolabel.crop_name("valid", one.image, 0), "AB12CDE", "valid"),
+                                (pseudolabel.crop_name("valid", many.image, 0), "XY34ZZZ", "valid")])
     out = tmp_path / "vs"
     assert pseudolabel.main(["--out", str(pseudo), "--valid-scenes", str(out)]) == 0
     items = load_endtoend(out)

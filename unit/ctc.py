@@ -52,13 +52,10 @@ def beam(logp: np.ndarray, width: int = 8, top_n: int = 5) -> list[tuple[str, fl
     Probabilities are of the whole label summed over its alignments, so candidates are comparable
     with each other and usable as a confidence.
     """
-    T, C = logp.shape
     # prefix -> (log p ending in blank, log p ending in non-blank); plain Python floats throughout:
     # numpy's scalar calls cost more than the arithmetic at this size
     beams: dict[str, tuple[float, float]] = {"": (0.0, NEG_INF)}
-    rows = logp.tolist()
-    for t in range(T):
-        row = rows[t]
+    for row in logp.tolist():
         # only consider classes with non-negligible mass per column (speed)
         cand = [k for k, v in enumerate(row) if v > -8.0]
         nxt: dict[str, list[float]] = {}

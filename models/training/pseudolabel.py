@@ -46,19 +46,29 @@ def read_plate(engine, crop: Image.Image, min_conf: float, lines: bool = True) -
     return text, conf
 
 
+def crop_name(split: str, scene_image: Path, k: int) -> str:
+    """File name of the k-th read box of a scene; the valid folders find scenes' labels by it."""
+    return f"{split}-{scene_image.stem[:40]}-{k}.png"
+
+
+def valid_labels(pseudo: Path) -> dict[str, str]:
+    """crop file -> pseudo-label, valid split only."""
+    with open(pseudo / "labels.csv") as f:
+        return {row["file"]: row["text"] for row in csv.DictReader(f) if row["split"] == "valid"}
+
+
 def write_valid_folder(pseudo: Path, dest: Path) -> int:
     """The valid split's crops and labels in the benchmark's crops format, so the whole recogniser
     (beam search, format re-ranking) can be measured on real plates that are not the benchmark."""
+    labels = valid_labels(pseudo)
     dest.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(pseudo / "labels.csv") as f, open(dest / "groundtruth.csv", "w", newline="") as g:
+    with open(dest / "groundtruth.csv", "w", newline="") as g:
         w = csv.writer(g)
         w.writerow(["file", "state", "plate"])
-        for row in csv.DictReader(f):
-            if row["split"] == "valid":
-                shutil.copyfile(pseudo / "crops" / row["file"], dest / row["file"])
-                w.writerow([row["file"], "", row["text"]])
-                n += 1
+        for name, text in labels.items():
+            shutil.copyfile(pseudo / "crops" / name, dest / name)
+            w.writerow([name, "", text])
+    n = len(labels)
     print(f"{n} valid crops -> {dest / 'groundtruth.csv'}", file=sys.stderr)
     return 0
 
@@ -66,15 +76,11 @@ def write_valid_folder(pseudo: Path, dest: Path) -> int:
 def write_valid_scenes(pseudo: Path, dest: Path) -> int:
     """Whole valid-split photos with one plate, in the benchmark's end-to-end format: the same kind
     of test as the benchmark, on photos that neither training nor the benchmark includes."""
-    texts = {}
-    with open(pseudo / "labels.csv") as f:
-        for row in csv.DictReader(f):
-            if row["split"] == "valid":
-                texts[row["file"]] = row["text"]
+    texts = valid_labels(pseudo)
     dest.mkdir(parents=True, exist_ok=True)
     n = 0
     for sc in scenes("valid"):
-        text = texts.get(f"valid-{sc.image.stem[:40]}-0.png")
+        text = texts.get(crop_name("valid", sc.image, 0))
         if len(sc.boxes) != 1 or text is None:
             continue
         x0, y0, x1, y1 = sc.boxes[0]
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         continue
                 if PLATE_LIKE.match(text):
-                    name = f"{split}-{sc.image.stem[:40]}-{k}.png"
+                    name = crop_name(split, sc.image, k)
                     crop.save(out / "crops" / name)
                     rows.append((name, text, f"{conf:.3f}", split))
     with open(out / "labels.csv", "w", newline="") as f:
