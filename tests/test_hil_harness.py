@@ -102,10 +102,11 @@ def test_clips_made_from_benchmark_photos(central, tmp_path):
     """Real photos through the whole unit: voting across the frames of a simulated approach should add
     to what the recogniser reads from the photo alone, not lose. Thresholds are off here, as in
     `alpr-unit eval`, so the comparison is of the voting alone (the unit's defaults also drop reads below
-    min_read_confidence: docs/hil.md has both figures for the whole folder)."""
-    items = read_benchmark(US)[::9]                                 # 12 photos, spread over the folder
+    min_read_confidence: docs/hil.md has both figures). The whole folder, because the claim is about
+    the total: on any one photo the vote can go either way (docs/hil.md counts both)."""
+    items = read_benchmark(US)
     made = make_clips(US, tmp_path / "clips", names=[p.name for p, _, _ in items])
-    assert len(made) == len(items) >= 10
+    assert len(made) == len(items) >= 100
     assert made[0].truth.vehicles[0].plate == items[0][2]
     h = _harness(central, tmp_path, "hil-bench", baseline=True,
                  base_config={"recognition": {"min_frame_confidence": 0.0, "min_read_confidence": 0.0}})

@@ -10,7 +10,7 @@ from unit import cli
 from unit.detect import iou
 from unit.evaluate import load_crops, load_endtoend
 from unit.litert import ModelError
-from unit.recognise import MODEL_DIR, BadFrame, Recogniser
+from unit.recognise import MODEL_DIR, BadFrame, Recogniser, average_candidates, reframe
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
 
@@ -112,3 +112,34 @@ def test_eval_crops_format_table(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path), "--threads", "2"]) == 0
     out = capsys.readouterr().out
     assert "images" in out and "exact read (top-1)" in out and "threads" in out
+
+
+def test_candidates_are_averaged_over_framings():
+    """A text one framing misses counts as 0 there: the plate both framings agree on wins."""
+    a = [("7ABC123", 0.6), ("7ABC128", 0.3)]
+    b = [("7ABC128", 0.7), ("7ABG128", 0.2)]
+    out = average_candidates([a, b])
+    assert [t for t, _ in out] == ["7ABC128", "7ABC123", "7ABG128"]
+    assert out[0][1] == pytest.approx(0.5) and out[1][1] == pytest.approx(0.3)
+    assert average_candidates([a]) == a
+
+
+def test_reframe_pads_with_edge_pixels_and_trims():
+    crop = np.arange(40 * 100 * 3, dtype=np.int64).reshape(40, 100, 3).astype(np.uint8)
+    padded = reframe(crop, 0.05, 0.10)
+    assert padded.shape == (48, 110, 3)
+    assert np.array_equal(padded[4:44, 5:105], crop) and np.array_equal(padded[0, 5:105], crop[0])
+    assert np.array_equal(reframe(crop, -0.03, -0.06), crop[2:38, 3:97])
+    assert reframe(crop, 0, 0) is crop
+    tiny = crop[:2, :4]
+    assert reframe(tiny, -0.4, -0.4).shape == tiny.shape      # never trimmed to nothing
+
+
+def test_framings_change_what_is_read_not_the_contract(rec):
+    """One framing or several: the same photo gives well-formed reads; no framings is refused."""
+    img, _ = _photo(2)
+    single = Recogniser(framings=((0.05, 0.10),), crop_framings=((0.0, 0.0),))
+    for r in single.read(img) + rec.read(img):
+        assert r.candidates[0].plate == r.text and 0.0 <= r.confidence <= 1.0
+    with pytest.raises(ValueError, match="framings"):
+        Recogniser(framings=())

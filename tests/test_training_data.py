@@ -30,10 +30,12 @@ def test_synth_renders_without_debian_fonts(monkeypatch):
     """A training machine without the optional fonts still renders (with the shipped plate font)."""
     monkeypatch.setattr(synth, "FONT_FILES", ["/nonexistent/font.ttf"])
     monkeypatch.setattr(synth, "DECOR_FONTS", [])
+    synth._warn_no_fonts.cache_clear()
     rng = np.random.default_rng(5)
-    for _ in range(8):
-        plate = synth.render_plate(rng)
-        assert plate.image.mode == "RGBA" and set(plate.text) <= set(ALPHABET)
+    with pytest.warns(UserWarning, match="none of the Debian fonts"):
+        for _ in range(8):
+            plate = synth.render_plate(rng)
+            assert plate.image.mode == "RGBA" and set(plate.text) <= set(ALPHABET)
 
 
 def _labels(tmp_path, rows):

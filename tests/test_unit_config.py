@@ -58,7 +58,7 @@ def test_example_config_is_valid_and_complete(cfgdir):
     ("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.5, 0.3, 0.2, 1.0]", "lanes[0].roi: expected [x0, y0, x1, y1]"),
     ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),
     ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
-    ("min_read_confidence = 0.15", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
+    ("min_read_confidence = 0.10", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
     ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
     ('level = "INFO"', 'level = "LOUD"', "log.level: expected one of"),
     ("window_s = 10", "windw_s = 10", "dedup.windw_s: unknown key"),
@@ -91,7 +91,7 @@ def test_uplink_section_is_passed_through(cfgdir):
 
 def test_changed_keys_split_live_from_restart(cfgdir):
     a = load(cfgdir / "unit.toml")
-    edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.6")
+    edit(cfgdir / "unit.toml", "min_read_confidence = 0.10", "min_read_confidence = 0.6")
     edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 4")
     edit(cfgdir / "unit.toml", "burst_frames = 5", "burst_frames = 7")
     live, restart = changed_keys(a, load(cfgdir / "unit.toml"))
@@ -144,7 +144,7 @@ def test_running_unit_reloads_live_keys_without_restart_and_names_the_rest(cfgdi
         watcher = watch_files(unit, cfg)
         caplog.set_level(logging.INFO)
         try:
-            edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.75")
+            edit(cfgdir / "unit.toml", "min_read_confidence = 0.10", "min_read_confidence = 0.75")
             edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 3")
             edit(cfgdir / "unit.toml", "shutter_us = 1000", "shutter_us = 500")
             assert wait_for(lambda: unit.stage.cfg.recognition.min_read_confidence == 0.75)

@@ -96,13 +96,16 @@ def labels_array(texts: list[str]) -> np.ndarray:
     return y
 
 
-def build_model(width: float = 1.0):
+def build_model(width: float = 1.0, norm: bool = True):
+    """The reader. `norm=False` builds it with biased convs and no batch norm: the form an int8
+    export has after folding, into which `recover.float_reader` loads a shipped model."""
     import keras
     from keras import layers
 
     def cbr(x, ch, k=3, pad="same"):
-        x = layers.Conv2D(ch, k, padding=pad, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.Conv2D(ch, k, padding=pad, use_bias=not norm)(x)
+        if norm:
+            x = layers.BatchNormalization()(x)
         return layers.ReLU()(x)
 
     c = lambda n: int(round(n * width / 8)) * 8
@@ -154,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pseudo-variants", type=int, default=12)
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
+    ap.add_argument("--init-tflite", help="start from this int8 reader, dequantised (fine-tuning the shipped model; "
+                                          "its width wins over --width)")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--soup", action="store_true",
+                    help="export the average of the starting and the fine-tuned weights (needs --init or --init-tflite)")
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--out", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
@@ -170,9 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     y = y_syn + y_pt
     import keras
     keras.utils.set_random_seed(args.seed)
-    model = build_model(args.width)
+    if args.init_tflite:
+        from models.training.recover import float_reader
+        model, args.width = float_reader(Path(args.init_tflite))
+    else:
+        model = build_model(args.width)
     if args.init:
         model.load_weights(args.init)
+    if args.soup and not (args.init or args.init_tflite):
+        ap.error("--soup averages with the starting weights: give --init or --init-tflite")
+    start = [w.copy() for w in model.get_weights()] if args.soup else None
     steps = args.epochs * (len(x) // args.batch)
     sched = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02,
                                                    warmup_target=None)
@@ -194,13 +208,17 @@ def main(argv: list[str] | None = None) -> int:
 
     model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
     train_s = time.time() - t1
+    if start is not None:
+        # a "model soup" of two points on one fine-tuning path: on the valid crops and photos it read
+        # better than either end (models/README.md)
+        model.set_weights([(a + b) / 2 for a, b in zip(start, model.get_weights())])
     out = Path(args.out)
     tfl = out / "reader.tflite"
     export_reader(model, x, tfl)
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "width": args.width, "init": args.init, "lr": args.lr, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "lr": args.lr, "soup": args.soup, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
             "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
