@@ -65,8 +65,9 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
     return x, ys
 
 
-def pseudo_set(split: str, variants: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """Real crops with pseudo-labels; training crops get `variants` damaged copies each."""
+def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0) -> tuple[np.ndarray, list[str]]:
+    """Real crops with pseudo-labels (RapidOCR confidence >= `min_conf`); training crops get `variants`
+    damaged copies each."""
     from models.training.synth import damage, jitter_box
     labels = CACHE / "pseudo" / "labels.csv"
     if not labels.exists():
@@ -75,7 +76,7 @@ def pseudo_set(split: str, variants: int, seed: int) -> tuple[np.ndarray, list[s
     xs, ys = [], []
     with open(labels) as f:
         for row in csv.DictReader(f):
-            if row["split"] != split:
+            if row["split"] != split or float(row["confidence"]) < min_conf:
                 continue
             im = Image.open(CACHE / "pseudo" / "crops" / row["file"]).convert("RGB")
             xs.append(reader_input(im)); ys.append(row["text"])
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pseudo-variants", type=int, default=12)
+    ap.add_argument("--min-label-conf", type=float, default=0.0,
+                    help="train only on pseudo-labels at or above this RapidOCR confidence (valid crops: all)")
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
     ap.add_argument("--init-tflite", help="start from this int8 reader, dequantised (fine-tuning the shipped model; "
                                           "its width wins over --width)")
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     x_syn, y_syn = synth_set(args.seed, args.samples, "train")
     x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid")
-    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed)
+    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf)
     x_pv, y_pv = pseudo_set("valid", 0, args.seed)
     print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "lr": args.lr, "soup": args.soup, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
             "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
