@@ -45,6 +45,7 @@ def test_reads_have_the_contract_shape(rec):
         assert r.candidates[0].plate == r.text
         assert [c.score for c in r.candidates] == sorted((c.score for c in r.candidates), reverse=True)
         assert r.crop is not None and r.crop.dtype == np.uint8
+        assert r.crop.shape[0] >= y1 - y0 and r.crop.shape[1] >= x1 - x0     # the whole box, for evidence
     assert set(rec.versions()) == {"detector", "reader"}
 
 

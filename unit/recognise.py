@@ -133,7 +133,7 @@ class Recogniser:
                     crops.append(image[cy0:cy1, cx0:cx1])
             if not crops:
                 continue
-            crop = crops[0]
+            crop = max(crops, key=lambda c: c.shape[0] * c.shape[1])   # evidence: the loosest framing
             text, conf, cands = self._best([self._beam(c) for c in crops])
             if not text or conf < self.min_confidence:
                 continue
