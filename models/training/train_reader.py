@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -180,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     y = y_syn + y_pt
     import keras
     keras.utils.set_random_seed(args.seed)
+    init_path = args.init_tflite or args.init
+    # the starting file may be overwritten by this very run (models/reader.tflite): record which it was
+    init_sha = hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None
     if args.init_tflite:
         from models.training.recover import float_reader
         model, args.width = float_reader(Path(args.init_tflite))
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
             "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
