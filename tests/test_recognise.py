@@ -1,4 +1,5 @@
 """The recogniser on real photos with the shipped int8 models (real LiteRT inference)."""
+import json
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from unit import cli
 from unit.detect import iou
 from unit.evaluate import load_crops, load_endtoend
 from unit.litert import ModelError
-from unit.recognise import MODEL_DIR, BadFrame, Recogniser, average_candidates, reframe
+from unit.recognise import MODEL_DIR, BadFrame, Recogniser, average_candidates, framing_sets, reframe
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
 
@@ -113,6 +114,9 @@ def test_eval_crops_format_table(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path), "--threads", "2"]) == 0
     out = capsys.readouterr().out
     assert "images" in out and "exact read (top-1)" in out and "threads" in out
+    assert cli.main(["eval", str(tmp_path), "--framings", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["framings"] == 1 and r["images"] == 3
 
 
 def test_candidates_are_averaged_over_framings():
@@ -144,3 +148,16 @@ def test_framings_change_what_is_read_not_the_contract(rec):
         assert r.candidates[0].plate == r.text and 0.0 <= r.confidence <= 1.0
     with pytest.raises(ValueError, match="framings"):
         Recogniser(framings=())
+
+
+def test_unit_config_picks_the_reader_passes():
+    """recognition.framings reaches the recogniser the unit builds: 1 pass, or the shipped pair."""
+    from unit.config import RecognitionConfig
+    from unit.health import Health
+    from unit.pipeline import ModelHolder
+    for n in (1, 2):
+        rec = ModelHolder(RecognitionConfig(framings=n), Health("t")).get()
+        assert rec is not None and len(rec.framings) == len(rec.crop_framings) == n
+    assert framing_sets(1)[0] != framing_sets(2)[0]
+    with pytest.raises(ValueError, match="1 or 2"):
+        framing_sets(3)

@@ -59,6 +59,7 @@ def test_example_config_is_valid_and_complete(cfgdir):
     ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),
     ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
     ("min_read_confidence = 0.10", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
+    ("framings = 2 ", "framings = 3 ", "recognition.framings: expected an integer from 1 to 2"),
     ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
     ('level = "INFO"', 'level = "LOUD"', "log.level: expected one of"),
     ("window_s = 10", "windw_s = 10", "dedup.windw_s: unknown key"),

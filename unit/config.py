@@ -86,6 +86,7 @@ class RecognitionConfig:
     model_dir: str = ""                # empty: the models shipped in the package
     threads: int = 1
     top_n: int = 5
+    framings: int = 2                  # reader passes per plate (unit.recognise.framing_sets)
     min_det_score: float = 0.3
     min_frame_confidence: float = 0.0   # both chosen on valid-split clips: see docs/hil.md
     min_read_confidence: float = 0.10
@@ -410,7 +411,7 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
     if cam.kind == "replay" and cam.source:
         cam = replace(cam, source=resolve(cam.source))
     rec = _simple(top, "recognition", RecognitionConfig, {
-        "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, 20),
+        "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, 20), "framings": ("int", 1, 2),
         "min_det_score": ("num", 0, 1), "min_frame_confidence": ("num", 0, 1),
         "min_read_confidence": ("num", 0, 1), "min_chars": ("int", 1, 10), "retry_model_s": ("num", 1)})
     if rec.model_dir:

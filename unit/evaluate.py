@@ -99,11 +99,12 @@ def load_crops(folder: Path) -> list[Item]:
 
 
 def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
-             progress=None) -> dict:
-    from unit.recognise import Recogniser
+             progress=None, framings: int = 2) -> dict:
+    from unit.recognise import Recogniser, framing_sets
     fmt = detect_format(folder)
     items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
-    rec = Recogniser(model_dir=model_dir, threads=threads, top_n=top_n)
+    boxes, crops = framing_sets(framings)
+    rec = Recogniser(model_dir=model_dir, threads=threads, top_n=top_n, framings=boxes, crop_framings=crops)
     exact = topn = detected = 0
     cer_sum = 0.0
     times: list[float] = []
@@ -143,7 +144,7 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
         "detected": (detected / n) if fmt == "endtoend" else None,
         "cer": cer_sum / n,
         "ms_median": float(np.median(times)), "ms_p90": float(np.percentile(times, 90)),
-        "threads": threads, "models": rec.versions(),
+        "threads": threads, "framings": framings, "models": rec.versions(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "misreads": wrong,
     }
@@ -155,7 +156,7 @@ def format_table(r: dict) -> str:
             ("exact read (top-1)", pct(r["exact"])), (f"any of top-{r['top_n']}", pct(r["topn"])),
             ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
             ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
-            ("threads", str(r["threads"])), ("peak memory", f"{r['peak_rss_mb']} MB")]
+            ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])), ("peak memory", f"{r['peak_rss_mb']} MB")]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
     for e in r["unreadable"]:
@@ -172,6 +173,8 @@ def add_parser(sub):
     p.add_argument("--top-n", type=int, default=5, help="candidates per read counted in the top-N rate")
     p.add_argument("--models", type=Path, default=None, help="folder with detector.tflite and reader.tflite")
     p.add_argument("--misreads", action="store_true", help="also list every wrong read")
+    p.add_argument("--framings", type=int, choices=(1, 2), default=2,
+                   help="reader passes per plate, as the unit's recognition.framings (default 2)")
     return p
 
 
@@ -179,7 +182,8 @@ def run(args) -> int:
     from unit.litert import ModelError
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.json else None
     try:
-        r = evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models, progress=say)
+        r = evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models, progress=say,
+                     framings=args.framings)
     except EvalInputError as exc:
         print(f"alpr-unit eval: {exc}", file=sys.stderr)
         return 2

@@ -50,8 +50,10 @@ class ModelHolder:
         self._lock = threading.Lock()     # the health loop retries while recognition asks
 
     def _default_factory(self) -> Any:
-        from unit.recognise import Recogniser
-        return Recogniser(model_dir=self.cfg.model_dir or None, threads=self.cfg.threads, top_n=self.cfg.top_n)
+        from unit.recognise import Recogniser, framing_sets
+        boxes, crops = framing_sets(self.cfg.framings)
+        return Recogniser(model_dir=self.cfg.model_dir or None, threads=self.cfg.threads, top_n=self.cfg.top_n,
+                          framings=boxes, crop_framings=crops)
 
     def get(self) -> Any:
         if self.recogniser is not None or self.clock() < self._next_try:

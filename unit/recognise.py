@@ -27,6 +27,18 @@ DEFAULT_SCORE_THRESHOLD = 0.4
 FRAMINGS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.12, 0.22))
 CROP_FRAMINGS: tuple[tuple[float, float], ...] = ((-0.03, -0.06), (0.05, 0.10))
 Framings = tuple[tuple[float, float], ...]
+# One pass per plate, for a unit too slow for two: the box padded as the reader learned (loose), the
+# crop as given. Fewer exact reads (models/README.md), half the reader's time.
+ONE_FRAMING: tuple[Framings, Framings] = (((0.05, 0.10),), ((0.0, 0.0),))
+
+
+def framing_sets(passes: int) -> tuple[Framings, Framings]:
+    """(box framings, crop framings) for 1 or 2 reader passes per plate."""
+    if passes == 1:
+        return ONE_FRAMING
+    if passes == 2:
+        return FRAMINGS, CROP_FRAMINGS
+    raise ValueError(f"framings: 1 or 2 reader passes per plate, not {passes}")
 
 
 @dataclass
@@ -72,6 +84,8 @@ class Recogniser:
     def __init__(self, model_dir: str | Path | None = None, threads: int = 1, top_n: int = 5,
                  score_threshold: float | None = None, min_confidence: float = 0.0,
                  framings: Framings = FRAMINGS, crop_framings: Framings = CROP_FRAMINGS):
+        """`framings` / `crop_framings`: how a detector box / a given crop is read (see FRAMINGS);
+        `framing_sets(n)` gives the shipped sets for n passes."""
         d = Path(model_dir) if model_dir else MODEL_DIR
         self.detector = Model(d / "detector.tflite", threads=threads)
         self.reader = Model(d / "reader.tflite", threads=threads)
