@@ -24,9 +24,9 @@ DEFAULT_SCORE_THRESHOLD = 0.4
 # looser than the reader learned on, is then read right more often. Chosen on the training sets'
 # valid photos and crops (models/README.md): a detector box as it is and widened, since the reader
 # learned on loose crops; a given crop trimmed a little and padded a little (edge pixels repeated).
-FRAMINGS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.12, 0.22))
-CROP_FRAMINGS: tuple[tuple[float, float], ...] = ((-0.03, -0.06), (0.05, 0.10))
 Framings = tuple[tuple[float, float], ...]
+FRAMINGS: Framings = ((0.0, 0.0), (0.12, 0.22))
+CROP_FRAMINGS: Framings = ((-0.03, -0.06), (0.05, 0.10))
 # One pass per plate, for a unit too slow for two: the box padded as the reader learned (loose), the
 # crop as given. Fewer exact reads (models/README.md), half the reader's time.
 ONE_FRAMING: tuple[Framings, Framings] = (((0.05, 0.10),), ((0.0, 0.0),))
@@ -173,11 +173,10 @@ def reframe(crop: np.ndarray, px: float, py: float) -> np.ndarray:
     """The crop padded (edge pixels repeated) or trimmed by fractions of its width and height."""
     h, w = crop.shape[:2]
     dx, dy = int(round(abs(px) * w)), int(round(abs(py) * h))
-    if px < 0 or py < 0:
-        if px < 0 and w - 2 * dx >= 4:
-            crop = crop[:, dx:w - dx]
-        if py < 0 and h - 2 * dy >= 2:
-            crop = crop[dy:h - dy]
+    if px < 0 and w - 2 * dx >= 4:
+        crop = crop[:, dx:w - dx]
+    if py < 0 and h - 2 * dy >= 2:
+        crop = crop[dy:h - dy]
     if px > 0 or py > 0:
         pad = ((dy if py > 0 else 0,) * 2, (dx if px > 0 else 0,) * 2) + ((0, 0),) * (crop.ndim - 2)
         crop = np.pad(crop, pad, mode="edge")

@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--out", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
+    if args.soup and not (args.init or args.init_tflite):
+        ap.error("--soup averages with the starting weights: give --init or --init-tflite")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.time()
     x_syn, y_syn = synth_set(args.seed, args.samples, "train")
@@ -191,8 +193,6 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(args.width)
     if args.init:
         model.load_weights(args.init)
-    if args.soup and not (args.init or args.init_tflite):
-        ap.error("--soup averages with the starting weights: give --init or --init-tflite")
     start = [w.copy() for w in model.get_weights()] if args.soup else None
     steps = args.epochs * (len(x) // args.batch)
     sched = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02,
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
             "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "width": args.width, "init": args.init or args.init_tflite, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
+            "epochs": args.epochs, "width": args.width, "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
             "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
