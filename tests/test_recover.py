@@ -50,3 +50,23 @@ def test_a_model_of_another_shape_is_refused():
     assert len(int8_convs(ROOT / "models" / "reader.tflite")) == 9
     with pytest.raises(ValueError, match="detector.tflite"):
         float_reader(ROOT / "models" / "detector.tflite")
+
+
+def test_plain_weights_round_trip_between_runs(tmp_path):
+    """A --weights-only run (any Keras backend, e.g. on a GPU machine without TensorFlow) hands its
+    weights to `--export` as a plain array file: they must load into a fresh net unchanged, batch-norm
+    statistics included, and give the same logits."""
+    from models.training.train_reader import build_model, load_plain_weights, save_plain_weights
+    a = build_model(1.0)
+    rng = np.random.default_rng(0)
+    a.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) + (1.0 if "variance" in v.path else 0.0)
+                   for w, v in zip(a.get_weights(), a.weights)])
+    save_plain_weights(a, tmp_path)
+    b = build_model(1.0)
+    load_plain_weights(b, tmp_path / "reader.weights.npz")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    x = rng.random((2, 40, 128, 1), dtype=np.float32)
+    np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        load_plain_weights(build_model(1.5), tmp_path / "reader.weights.npz")

@@ -73,3 +73,35 @@ def test_valid_scenes_folder_keeps_one_plate_scenes_only(tmp_path):
     assert items[0].box == pytest.approx((x0, y0, x1, y1), abs=1.0)
     with Image.open(items[0].image) as im:
         assert im.size == (one.width, one.height)
+
+
+def _fake_chunk(args):
+    seed, n, split = args
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (n, 40, 128), dtype=np.uint8), [f"{split}{seed}X{i}" for i in range(n)]
+
+
+def test_a_larger_synthetic_set_reuses_a_smaller_cached_one(tmp_path, monkeypatch):
+    """Each chunk of 1,000 plates has its own seed, so a cached set of the same seed holds another
+    size's first chunks: growing a training set renders only the new plates, shrinking it renders
+    none, and either gives exactly the set a fresh build would."""
+    from models.training import train_reader as tr
+    monkeypatch.setattr(tr, "_synth_chunk", _fake_chunk)    # forked workers inherit it
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "a")
+    fresh = tr.synth_set(9, 2500, "train", workers=1)
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "b")
+    small = tr.synth_set(9, 2000, "train", workers=1)
+    grown = tr.synth_set(9, 2500, "train", workers=1)
+    assert np.array_equal(grown[0], fresh[0]) and list(grown[1]) == list(fresh[1])
+    assert np.array_equal(grown[0][:2000], small[0]) and len(set(grown[1])) == 2500
+    # the first 2,000 came from the cache, not from rendering again: mark the cached ones and grow again
+    np.savez(tmp_path / "b" / "reader-synth-train-s9-n2000.npz", x=np.zeros_like(small[0]), y=np.array(small[1]))
+    (tmp_path / "b" / "reader-synth-train-s9-n2500.npz").unlink()
+    regrown = tr.synth_set(9, 2500, "train", workers=1)
+    assert not regrown[0][:2000].any() and np.array_equal(regrown[0][2000:], fresh[0][2000:])
+    # a smaller set is the first plates of a cached larger one
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "c")
+    fresh_small = tr.synth_set(9, 1500, "train", workers=1)
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "a")
+    sliced = tr.synth_set(9, 1500, "train", workers=1)
+    assert np.array_equal(sliced[0], fresh_small[0]) and list(sliced[1]) == list(fresh_small[1])

@@ -53,13 +53,24 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
         z = np.load(path)
         return z["x"], list(z["y"])
     chunk = 1000
+    # each chunk of 1,000 has its own seed, so any cached set of the same seed holds this one's first chunks
+    cached = {int(q.stem.rsplit("-n", 1)[1]): q for q in CACHE.glob(f"reader-synth-{split}-s{seed}-n*.npz")}
+    larger = [m for m in cached if m > n]
+    if larger:
+        z = np.load(cached[min(larger)])
+        return z["x"][:n], list(z["y"][:n])
     jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) for k in range((n + chunk - 1) // chunk)]
     xs, ys = [], []
+    done = [m for m in cached if m < n and m % chunk == 0]
+    if done:
+        z = np.load(cached[max(done)])
+        xs.append(z["x"]); ys.extend(z["y"])
+        jobs = jobs[max(done) // chunk:]
     t = time.time()
     with Pool(workers) as pool:
         for i, (x, y) in enumerate(pool.imap(_synth_chunk, jobs)):
             xs.append(x); ys.extend(y)
-            print(f"  synth {split}: {(i + 1) * chunk}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+            print(f"  synth {split}: {len(ys)}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
     x = np.concatenate(xs)
     CACHE.mkdir(exist_ok=True)
     np.savez(path, x=x, y=np.array(ys))
@@ -68,11 +79,22 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
 
 def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0) -> tuple[np.ndarray, list[str]]:
     """Real crops with pseudo-labels (RapidOCR confidence >= `min_conf`); training crops get `variants`
-    damaged copies each."""
-    from models.training.synth import damage, jitter_box
+    damaged copies each. Cached by the labels file's hash, so parallel runs share one build."""
     labels = CACHE / "pseudo" / "labels.csv"
     if not labels.exists():
         return np.zeros((0, READER_H, READER_W), np.uint8), []
+    digest = hashlib.sha256(labels.read_bytes()).hexdigest()[:12]
+    path = CACHE / f"reader-pseudo-{split}-v{variants}-s{seed}-c{min_conf:g}-{digest}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], list(z["y"])
+    x, y = _pseudo_set(labels, split, variants, seed, min_conf)
+    np.savez(path, x=x, y=np.array(y))
+    return x, y
+
+
+def _pseudo_set(labels: Path, split: str, variants: int, seed: int, min_conf: float):
+    from models.training.synth import damage, jitter_box
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     with open(labels) as f:
@@ -167,14 +189,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soup", action="store_true",
                     help="export the average of the starting and the fine-tuned weights (needs --init or --init-tflite)")
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
+    ap.add_argument("--folded", action="store_true",
+                    help="the net without batch norm, as a shipped file has it after folding (what "
+                         "models.training.recover writes; needed to --init from its weights)")
+    ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1),
+                    help="processes rendering synthetic plates")
+    ap.add_argument("--weights-only", action="store_true",
+                    help="write the trained Keras weights and a training record to --out, no int8 export: "
+                         "for a machine without TensorFlow (any Keras backend); export later with --export")
+    ap.add_argument("--export", metavar="DIR",
+                    help="no training: export DIR/reader.weights.npz (a --weights-only run) to int8 in --out")
     ap.add_argument("--out", default=str(ROOT / "models"))
     args = ap.parse_args(argv)
     if args.soup and not (args.init or args.init_tflite):
         ap.error("--soup averages with the starting weights: give --init or --init-tflite")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.export:
+        return export_trained(Path(args.export), Path(args.out), args.seed)
     t0 = time.time()
-    x_syn, y_syn = synth_set(args.seed, args.samples, "train")
-    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid")
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers)
+    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
     x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf)
     x_pv, y_pv = pseudo_set("valid", 0, args.seed)
     print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
@@ -190,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.training.recover import float_reader
         model, args.width = float_reader(Path(args.init_tflite))
     else:
-        model = build_model(args.width)
+        model = build_model(args.width, norm=not args.folded)
     if args.init:
         model.load_weights(args.init)
     start = [w.copy() for w in model.get_weights()] if args.soup else None
@@ -200,6 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     model.compile(optimizer=keras.optimizers.Adam(sched), loss=keras.losses.CTC())
     xs = x[..., None].astype(np.float32) / 255.0
     ys = labels_array(y)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"model": "reader", "params": int(model.count_params()),
+              "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
+              "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
+              "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
+              "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
+              "min_label_conf": args.min_label_conf, "machine": machine(),
+              "keras_backend": keras.backend.backend()}
     t1 = time.time()
 
     class Report(keras.callbacks.Callback):
@@ -211,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
                 pp = greedy_batch(self.model.predict(x_pv[..., None] / 255.0, verbose=0, batch_size=256))
                 msg += f" pseudo-valid exact {np.mean([a == b for a, b in zip(pp, y_pv)]):.3f}"
             print(msg + f" ({time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
-            self.model.save_weights(str(CACHE / f"reader-w{args.width:g}.weights.h5"))
+            if args.weights_only:
+                # a run cut short (a lent machine's time limit) still leaves its last epoch behind
+                save_plain_weights(self.model, out)
+                (out / "reader-train.json").write_text(json.dumps(
+                    {**record, "epochs_done": epoch + 1, "soup": False, "train_seconds": round(time.time() - t1)},
+                    indent=2) + "\n")
+            else:
+                CACHE.mkdir(exist_ok=True)
+                self.model.save_weights(str(CACHE / f"reader-w{args.width:g}.weights.h5"))
 
     model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
     train_s = time.time() - t1
@@ -219,17 +270,66 @@ def main(argv: list[str] | None = None) -> int:
         # a "model soup" of two points on one fine-tuning path: on the valid crops and photos it read
         # better than either end (models/README.md)
         model.set_weights([(a + b) / 2 for a, b in zip(start, model.get_weights())])
-    out = Path(args.out)
+    record.update(train_seconds=round(train_s), epochs_done=args.epochs)
+    if args.weights_only:
+        save_plain_weights(model, out)
+        (out / "reader-train.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps(record, indent=2))
+        return 0
+    card = finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def save_plain_weights(model, out: Path) -> None:
+    """The layers' weights alone, in `get_weights()` order (a Keras weights file would also carry the
+    optimiser's state, three times the size)."""
+    np.savez(out / "reader.weights.npz", *model.get_weights())
+
+
+def load_plain_weights(model, path: Path) -> None:
+    z = np.load(path)
+    model.set_weights([z[f"arr_{i}"] for i in range(len(z.files))])
+
+
+def machine() -> str:
+    """Where training ran, for the model card: CPU cores and any GPU the backend saw."""
+    desc = f"{os.cpu_count()} CPU cores"
+    try:
+        import keras
+        if keras.backend.backend() == "jax":
+            import jax
+            gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+            if gpus:
+                desc += ", " + ", ".join(gpus)
+    except Exception:   # the record is descriptive only
+        pass
+    return desc
+
+
+def finish_card(model, x_rep: np.ndarray, record: dict, out: Path, x_sv, y_sv, x_pv, y_pv) -> dict:
     tfl = out / "reader.tflite"
-    export_reader(model, x, tfl)
-    card = {"model": "reader", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
-            "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
-            "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
-            "epochs": args.epochs, "width": args.width, "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup, "min_label_conf": args.min_label_conf, "train_seconds": round(train_s), "machine": f"{os.cpu_count()} CPU cores",
-            "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
+    export_reader(model, x_rep, tfl)
+    card = {**record, "file": tfl.name, "bytes": tfl.stat().st_size, "int8_synth_valid": tflite_eval(tfl, x_sv, y_sv)}
     if len(x_pv):
         card["int8_pseudo_valid"] = tflite_eval(tfl, x_pv, y_pv)
     (out / "reader.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def export_trained(src: Path, out: Path, seed: int) -> int:
+    """Int8 export of a --weights-only run (trained elsewhere, e.g. on a GPU machine without TensorFlow),
+    calibrated and checked the way a full run is."""
+    record = json.loads((src / "reader-train.json").read_text())
+    model = build_model(record["width"], norm=not record.get("folded", False))
+    load_plain_weights(model, src / "reader.weights.npz")
+    x_rep, _ = pseudo_set("train", 12, seed)
+    if not len(x_rep):
+        x_rep, _ = synth_set(seed, 2000, "train")
+    x_sv, y_sv = synth_set(record["seed"] + 1000, 2000, "valid")
+    x_pv, y_pv = pseudo_set("valid", 0, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    card = finish_card(model, x_rep, {**record, "exported_from": str(src)}, out, x_sv, y_sv, x_pv, y_pv)
     print(json.dumps(card, indent=2))
     return 0
 
