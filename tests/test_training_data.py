@@ -105,3 +105,33 @@ def test_a_larger_synthetic_set_reuses_a_smaller_cached_one(tmp_path, monkeypatc
     monkeypatch.setattr(tr, "CACHE", tmp_path / "a")
     sliced = tr.synth_set(9, 1500, "train", workers=1)
     assert np.array_equal(sliced[0], fresh_small[0]) and list(sliced[1]) == list(fresh_small[1])
+
+
+def test_label_fixes_correct_drop_and_go_stale(tmp_path):
+    """Corrections read by eye replace RapidOCR's text, an empty one drops the crop, and a correction
+    whose RapidOCR text has since changed (the labeller was rerun) is not applied to the new text."""
+    (tmp_path / "labels.csv").write_text(
+        "file,text,confidence,split\n"
+        "a.png,NOHZ1002,0.95,valid\n"      # a German seal read as O
+        "b.png,NN3126,0.91,train\n"        # Thai letters
+        "c.png,B61RCV,0.97,train\n"        # relabelled since the check
+        "d.png,WM64UMA,0.99,train\n")
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("file,was,text,reason\n"
+                     "a.png,NOHZ1002,NHZ1002,read by eye\n"
+                     "b.png,NN3126,,Thai letters\n"
+                     "c.png,B6IROV,B61RCV,read by eye\n")
+    rows = pseudolabel.read_labels(tmp_path, fixes_path=fixes)
+    assert [(r["file"], r["text"], r.get("checked")) for r in rows] == [
+        ("a.png", "NHZ1002", "1"), ("c.png", "B61RCV", None), ("d.png", "WM64UMA", None)]
+    raw = pseudolabel.read_labels(tmp_path, fixes=False, fixes_path=fixes)
+    assert [r["text"] for r in raw] == ["NOHZ1002", "NN3126", "B61RCV", "WM64UMA"]
+
+
+def test_shipped_label_fixes_are_well_formed():
+    fixes = pseudolabel.label_fixes()
+    assert len(fixes) > 100
+    for name, (was, text) in fixes.items():
+        assert name.endswith(".png") and name.split("-")[0] in ("train", "valid")
+        assert pseudolabel.PLATE_LIKE.match(was)    # only RapidOCR reads the labeller keeps are checked
+        assert text == "" or (text != was and text.isalnum() and text.upper() == text)

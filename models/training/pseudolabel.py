@@ -51,10 +51,37 @@ def crop_name(split: str, scene_image: Path, k: int) -> str:
     return f"{split}-{scene_image.stem[:40]}-{k}.png"
 
 
-def valid_labels(pseudo: Path) -> dict[str, str]:
-    """crop file -> pseudo-label, valid split only."""
+LABEL_FIXES = Path(__file__).with_name("label_fixes.csv")
+
+
+def label_fixes(path: Path = LABEL_FIXES) -> dict[str, tuple[str, str]]:
+    """crop file -> (RapidOCR's text, the text read by eye, '' to drop the crop). RapidOCR misreads
+    plates in patterns (an EU band's country letter kept, a German registration seal read as O or 6,
+    a Romanian B read as 8); these corrections were made by looking at every crop where the reader and
+    RapidOCR disagree (models/README.md)."""
+    with open(path) as f:
+        return {row["file"]: (row["was"], row["text"]) for row in csv.DictReader(f)}
+
+
+def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES) -> list[dict[str, str]]:
+    """labels.csv's rows with the checked corrections applied (a correction applies only while
+    RapidOCR's text is still the one that was checked) and the crops judged unreadable left out."""
+    fix = label_fixes(fixes_path) if fixes else {}
+    out = []
     with open(pseudo / "labels.csv") as f:
-        return {row["file"]: row["text"] for row in csv.DictReader(f) if row["split"] == "valid"}
+        for row in csv.DictReader(f):
+            was, text = fix.get(row["file"], (None, None))
+            if was is not None and was == row["text"]:
+                if not text:
+                    continue
+                row = {**row, "text": text, "checked": "1"}
+            out.append(row)
+    return out
+
+
+def valid_labels(pseudo: Path, fixes: bool = True) -> dict[str, str]:
+    """crop file -> label, valid split only."""
+    return {row["file"]: row["text"] for row in read_labels(pseudo, fixes) if row["split"] == "valid"}
 
 
 def write_valid_folder(pseudo: Path, dest: Path) -> int:
