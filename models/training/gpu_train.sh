@@ -7,8 +7,9 @@
 # WHEELS: Keras and what it needs beyond the machine's own packages, installed into /tmp/site; for a
 # Python 3.12 x86-64 machine, fetched here with
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0 It renders N synthetic plates on all cores, then trains
-# four readers side by side on the one GPU, each writing OUT/NAME/reader.weights.npz and
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+# It renders N synthetic plates on all cores, then trains four readers side by side on the one GPU,
+# each writing OUT/NAME/reader.weights.npz and
 # reader-train.json after every epoch:
 #   a  width 1.5 from scratch, E epochs      b  width 2 from scratch, E epochs
 #   c  the shipped reader fine-tuned, 3 epochs at 5e-4, soup      d  width 2.5 from scratch, E epochs

@@ -6,7 +6,9 @@ Data: synthetic plates composited into the *training* scenes (models.training.sy
 crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present.
 Validation uses a separate synthetic seed and the pseudo-labelled crops of the training sets' own
 `valid` split. The benchmark folders are never read here.
-Writes models/reader.tflite and models/reader.json (figures for the model card).
+Writes models/reader.tflite and models/reader.json (figures for the model card). On a machine without
+TensorFlow (any Keras backend), `--weights-only` writes the weights and a training record instead, and
+`--export DIR` turns them into the int8 model where TensorFlow is installed.
 """
 from __future__ import annotations
 
@@ -262,10 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             print(msg + f" ({time.time() - t1:.0f}s)", file=sys.stderr, flush=True)
             if args.weights_only:
                 # a run cut short (a lent machine's time limit) still leaves its last epoch behind
-                save_plain_weights(self.model, out)
-                (out / "reader-train.json").write_text(json.dumps(
-                    {**record, "epochs_done": epoch + 1, "soup": False, "train_seconds": round(time.time() - t1)},
-                    indent=2) + "\n")
+                save_weights_only(self.model, out, {**record, "epochs_done": epoch + 1, "soup": False,
+                                                    "train_seconds": round(time.time() - t1)})
             else:
                 CACHE.mkdir(exist_ok=True)
                 self.model.save_weights(str(CACHE / f"reader-w{args.width:g}.weights.h5"))
@@ -278,8 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         model.set_weights([(a + b) / 2 for a, b in zip(start, model.get_weights())])
     record.update(train_seconds=round(train_s), epochs_done=args.epochs)
     if args.weights_only:
-        save_plain_weights(model, out)
-        (out / "reader-train.json").write_text(json.dumps(record, indent=2) + "\n")
+        save_weights_only(model, out, record)
         print(json.dumps(record, indent=2))
         return 0
     card = finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
@@ -291,6 +290,12 @@ def save_plain_weights(model, out: Path) -> None:
     """The layers' weights alone, in `get_weights()` order (a Keras weights file would also carry the
     optimiser's state, three times the size)."""
     np.savez(out / "reader.weights.npz", *model.get_weights())
+
+
+def save_weights_only(model, out: Path, record: dict) -> None:
+    """What `--export` reads back: the weights and the record of how they were trained."""
+    save_plain_weights(model, out)
+    (out / "reader-train.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def load_plain_weights(model, path: Path) -> None:
