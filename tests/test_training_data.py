@@ -59,6 +59,17 @@ def test_valid_crops_folder_is_the_crops_format(tmp_path):
     assert r["images"] == 1 and r["format"] == "crops"
 
 
+def test_valid_folder_can_leave_out_plates_seen_in_training(tmp_path):
+    """Dash-cam videos put frames of one car in both splits; --unseen keeps only plates whose text no
+    training crop has, so a reader is not measured on the plates it learned."""
+    pseudo = _labels(tmp_path, [("valid-a-0.png", "7ABC234", "valid"), ("valid-c-0.png", "B21GSB", "valid"),
+                                ("train-b-0.png", "B21GSB", "train")])
+    assert pseudolabel.main(["--out", str(pseudo), "--valid-folder", str(tmp_path / "all")]) == 0
+    assert pseudolabel.main(["--out", str(pseudo), "--valid-folder", str(tmp_path / "new"), "--unseen"]) == 0
+    assert sorted(i.plate for i in load_crops(tmp_path / "all")) == ["7ABC234", "B21GSB"]
+    assert [i.plate for i in load_crops(tmp_path / "new")] == ["7ABC234"]
+
+
 def test_valid_scenes_folder_keeps_one_plate_scenes_only(tmp_path):
     valid = scenes("valid")
     one = next(s for s in valid if len(s.boxes) == 1)
@@ -135,3 +146,48 @@ def test_shipped_label_fixes_are_well_formed():
         assert name.endswith(".png") and name.split("-")[0] in ("train", "valid")
         assert pseudolabel.PLATE_LIKE.match(was)    # only RapidOCR reads the labeller keeps are checked
         assert text == "" or (text != was and text.isalnum() and text.upper() == text)
+
+
+def test_hand_labels_need_two_readers_to_agree(tmp_path, monkeypatch):
+    """Crops RapidOCR skipped go onto numbered sheets; only what two readers read alike is kept (a
+    text, or 'unreadable' so the crop is not offered again), and read_labels adds the kept texts."""
+    from models.training import handlabel
+    from models.training.datasets import Scene
+    pseudo = tmp_path / "pseudo"
+    (pseudo / "crops").mkdir(parents=True)
+    photo = tmp_path / "scene.jpg"
+    Image.new("RGB", (400, 300), "grey").save(photo)
+    boxes = [(10, 10, 110, 40), (150, 100, 170, 110), (200, 200, 300, 230), (50, 150, 150, 180)]
+    monkeypatch.setattr(handlabel, "scenes", lambda split: [Scene(photo, 400, 300, boxes)])
+    labelled = pseudolabel.crop_name("train", photo, 0)   # the 20 px box is skipped: k counts wide boxes
+    Image.new("RGB", (112, 36)).save(pseudo / "crops" / labelled)
+    (pseudo / "labels.csv").write_text(f"file,text,confidence,split\n{labelled},ABC123,0.95,train\n")
+    hand = tmp_path / "hand.csv"
+    monkeypatch.setattr(handlabel, "HAND_LABELS", hand)
+    files = handlabel.unlabelled_crops(pseudo, "train")
+    assert files == [pseudolabel.crop_name("train", photo, k) for k in (1, 2)]
+    assert Image.open(pseudo / "crops" / files[0]).size == (112, 37)   # box + 6 % / 12 % margins
+    assert handlabel.contact_sheets(pseudo, files, tmp_path / "sheets", per_sheet=1) == 2
+    assert (tmp_path / "sheets" / "sheet-002.png").exists()
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("sheet,cell,text\n1,1,7 xyz 12\n2,1,\n")
+    b.write_text("sheet,cell,text\n1,1,7XYZ12\n2,1,8QR\n")
+    texts, unreadable, differ = handlabel.merge(tmp_path / "sheets", a, b, "train", hand)
+    assert (texts, unreadable, differ) == (1, 0, [(files[1], "", "8QR")])
+    rows = pseudolabel.read_labels(pseudo, hand_path=hand)
+    assert [(r["file"], r["text"], r.get("checked")) for r in rows] == [
+        (labelled, "ABC123", None), (files[0], "7XYZ12", "1")]
+    assert [r["file"] for r in pseudolabel.read_labels(pseudo, fixes=False, hand_path=hand)] == [labelled]
+    # agreed crops are not offered again, and a second merge adds nothing twice
+    assert handlabel.unlabelled_crops(pseudo, "train") == [files[1]]
+    b.write_text("sheet,cell,text\n1,1,7XYZ12\n2,1,\n")
+    assert handlabel.merge(tmp_path / "sheets", a, b, "train", hand) == (0, 1, [])
+    assert len(handlabel.hand_labels(hand)) == 2
+
+
+def test_shipped_hand_labels_are_well_formed():
+    from models.training import handlabel
+    fixes = pseudolabel.label_fixes()
+    for name, (text, split) in handlabel.hand_labels().items():
+        assert name.startswith(split + "-") and name.endswith(".png") and name not in fixes
+        assert text == "" or handlabel.TEXT.match(text)

@@ -100,11 +100,10 @@ def load_crops(folder: Path) -> list[Item]:
 
 def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
              progress=None, framings: int = 2) -> dict:
-    from unit.recognise import Recogniser, framing_sets
+    from unit.recognise import recogniser_with_passes
     fmt = detect_format(folder)
     items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
-    boxes, crops = framing_sets(framings)
-    rec = Recogniser(model_dir=model_dir, threads=threads, top_n=top_n, framings=boxes, crop_framings=crops)
+    rec = recogniser_with_passes(framings, model_dir=model_dir, threads=threads, top_n=top_n)
     exact = topn = detected = 0
     cer_sum = 0.0
     times: list[float] = []
@@ -145,6 +144,8 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
         "cer": cer_sum / n,
         "ms_median": float(np.median(times)), "ms_p90": float(np.percentile(times, 90)),
         "threads": threads, "framings": framings, "models": rec.versions(),
+        # a model folder without detector.json falls back to the default threshold: show which applied
+        "score_threshold": rec.score_threshold,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "misreads": wrong,
     }
@@ -156,7 +157,8 @@ def format_table(r: dict) -> str:
             ("exact read (top-1)", pct(r["exact"])), (f"any of top-{r['top_n']}", pct(r["topn"])),
             ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
             ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
-            ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])), ("peak memory", f"{r['peak_rss_mb']} MB")]
+            ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])),
+            ("detector score threshold", f"{r['score_threshold']:g}"), ("peak memory", f"{r['peak_rss_mb']} MB")]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
     for e in r["unreadable"]:

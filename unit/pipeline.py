@@ -50,10 +50,9 @@ class ModelHolder:
         self._lock = threading.Lock()     # the health loop retries while recognition asks
 
     def _default_factory(self) -> Any:
-        from unit.recognise import Recogniser, framing_sets
-        boxes, crops = framing_sets(self.cfg.framings)
-        return Recogniser(model_dir=self.cfg.model_dir or None, threads=self.cfg.threads, top_n=self.cfg.top_n,
-                          framings=boxes, crop_framings=crops)
+        from unit.recognise import recogniser_with_passes
+        return recogniser_with_passes(self.cfg.framings, model_dir=self.cfg.model_dir or None,
+                                      threads=self.cfg.threads, top_n=self.cfg.top_n)
 
     def get(self) -> Any:
         if self.recogniser is not None or self.clock() < self._next_try:

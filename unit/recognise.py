@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,13 @@ def framing_sets(passes: int) -> tuple[Framings, Framings]:
     if passes == 2:
         return FRAMINGS, CROP_FRAMINGS
     raise ValueError(f"framings: 1 or 2 reader passes per plate, not {passes}")
+
+
+def recogniser_with_passes(passes: int = 2, **kwargs: Any) -> "Recogniser":
+    """The unit's and `alpr-unit eval`'s recogniser: the shipped framings for `passes` reader passes
+    per plate (a unit's recognition.framings); other arguments as Recogniser's."""
+    boxes, crops = framing_sets(passes)
+    return Recogniser(framings=boxes, crop_framings=crops, **kwargs)
 
 
 @dataclass
@@ -85,7 +93,8 @@ class Recogniser:
                  score_threshold: float | None = None, min_confidence: float = 0.0,
                  framings: Framings = FRAMINGS, crop_framings: Framings = CROP_FRAMINGS):
         """`framings` / `crop_framings`: how a detector box / a given crop is read (see FRAMINGS);
-        `framing_sets(n)` gives the shipped sets for n passes."""
+        `framing_sets(n)` gives the shipped sets for n passes, `recogniser_with_passes(n)` a recogniser
+        with them."""
         d = Path(model_dir) if model_dir else MODEL_DIR
         self.detector = Model(d / "detector.tflite", threads=threads)
         self.reader = Model(d / "reader.tflite", threads=threads)

@@ -1,11 +1,13 @@
 """A self-contained folder for training the reader on another machine, e.g. a GPU machine with JAX but
 no TensorFlow and no access to `../shared` (`models/training/gpu_train.sh` runs it there).
 
-The training scenes are only backgrounds for synthetic plates, so they travel downscaled (360 px on
-the long side, JPEG 60); the pseudo-labelled crops travel at most 80 px high (the reader sees 40); the
+The training scenes are only backgrounds for synthetic plates, so they travel downscaled (320 px on
+the long side, JPEG 55); the pseudo-labelled crops travel at most 80 px high (the reader sees 40); the
 fonts are copied from this machine's Debian packages to the same absolute paths under `fonts/`; the
 synthetic validation set and the shipped reader's float weights (`models.training.recover`) are
-made here. About 50 MB with the default settings: small enough for a 64 MiB transfer with the repo.
+made here. About 42 MB with the default settings, and
+written again as one tar file (`--tar`, 47 MiB) for gpu_train.sh's BUNDLE_TAR: small enough for a 64 MiB
+transfer with the repo and the Keras wheels.
 
     python -m models.training.bundle [--out cache/bundle] [--seed 5]
 
@@ -17,6 +19,7 @@ import argparse
 import os
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,12 @@ def shrink_pseudo(src: Path, dst: Path, max_h: int = 80) -> int:
         raise SystemExit(f"{src / 'labels.csv'}: missing; run `python -m models.training.pseudolabel` first")
     (dst / "crops").mkdir(parents=True, exist_ok=True)
     shutil.copy(src / "labels.csv", dst / "labels.csv")
+    from models.training.handlabel import hand_labels
+    from models.training.pseudolabel import read_labels
+    # the crops a training run reads (labels.csv's and those read by eye), not the ones saved for reading
+    names = {row["file"] for row in read_labels(src, fixes=False)} | set(hand_labels())
     n = 0
-    for path in sorted((src / "crops").iterdir()):
+    for path in sorted(p for p in (src / "crops").iterdir() if p.name in names):
         im = Image.open(path)
         if im.height > max_h:
             im = im.resize((round(im.width * max_h / im.height), max_h), Image.LANCZOS)
@@ -80,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "cache" / "bundle")
     ap.add_argument("--seed", type=int, default=5, help="the training seed: the synthetic valid set is seed + 1000")
-    ap.add_argument("--max-side", type=int, default=360)
-    ap.add_argument("--quality", type=int, default=60)
+    ap.add_argument("--max-side", type=int, default=320)
+    ap.add_argument("--quality", type=int, default=55)
+    ap.add_argument("--tar", type=Path, default=ROOT / "cache" / "gpu" / "bundle.tar",
+                    help="also write the bundle as this one tar file (what travels: the transfer limit "
+                         "counts each small file's overhead)")
     ap.add_argument("--init-tflite", type=Path, default=ROOT / "models" / "reader.tflite",
                     help="int8 reader whose float weights go along for fine-tuning")
     args = ap.parse_args(argv)
@@ -104,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     model, width = float_reader(args.init_tflite)
     model.save_weights(str(cache / "reader-shipped.weights.h5"))
     print(f"{out}: {size(out) / 1e6:.1f} MB (shipped reader width {width:g})")
+    args.tar.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(args.tar, "w") as tar:
+        tar.add(out, arcname="bundle")
+    print(f"{args.tar}: {args.tar.stat().st_size / 2**20:.1f} MiB")
     return 0
 
 

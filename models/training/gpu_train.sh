@@ -2,7 +2,10 @@
 # Train readers on a machine with a GPU and JAX but no TensorFlow, from a bundle made here by
 # `python -m models.training.bundle` (scenes, crops, fonts, the shipped reader's weights), in the repo root:
 #
-#   OUT=/some/dir [WHEELS=.whl] [N=100000] [E=8] [SEED=5] bash models/training/gpu_train.sh
+#   OUT=/some/dir [WHEELS=.whl] [N=100000] [E=8] [SEED=5] [BUNDLE_TAR=cache/gpu/bundle.tar] bash models/training/gpu_train.sh
+#
+# BUNDLE_TAR: the bundle as one tar file (bundle.py writes cache/gpu/bundle.tar): the lent
+# machine's 64 MiB limit counts each small file's overhead, and the bundle has thousands.
 #
 # WHEELS: Keras and what it needs beyond the machine's own packages, installed into /tmp/site; for a
 # Python 3.12 x86-64 machine, fetched here with
@@ -20,6 +23,11 @@ set -u
 T0=$(date +%s)
 t() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 BUNDLE=${BUNDLE:-cache/bundle}
+if [ -n "${BUNDLE_TAR:-}" ]; then
+  # one tar file travels smaller than thousands of small files
+  mkdir -p /tmp/bundle-x && tar -xf "$BUNDLE_TAR" -C /tmp/bundle-x || exit 3
+  BUNDLE=/tmp/bundle-x/bundle
+fi
 : "${OUT:?set OUT to the folder for the trained weights}"
 if [ -n "${WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 3
@@ -27,7 +35,8 @@ if [ -n "${WHEELS:-}" ]; then
 else
   export PYTHONPATH=$PWD
 fi
-export ALPR_SHARED=$PWD/$BUNDLE/shared KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false \
+case $BUNDLE in /*) ;; *) BUNDLE=$PWD/$BUNDLE ;; esac
+export ALPR_SHARED=$BUNDLE/shared KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false \
   PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 cp -r "$BUNDLE"/fonts/. / || exit 3
 mkdir -p cache && cp -r "$BUNDLE"/cache/. cache/ || exit 3

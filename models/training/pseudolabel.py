@@ -51,6 +51,13 @@ def crop_name(split: str, scene_image: Path, k: int) -> str:
     return f"{split}-{scene_image.stem[:40]}-{k}.png"
 
 
+def plate_crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """A box with a margin of 6 % of its width and 12 % of its height on each side, as saved."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    return im.crop((int(x0 - 0.06 * w), int(y0 - 0.12 * h), int(x1 + 0.06 * w), int(y1 + 0.12 * h)))
+
+
 LABEL_FIXES = Path(__file__).with_name("label_fixes.csv")
 
 
@@ -63,9 +70,12 @@ def label_fixes(path: Path = LABEL_FIXES) -> dict[str, tuple[str, str]]:
         return {row["file"]: (row["was"], row["text"]) for row in csv.DictReader(f)}
 
 
-def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES) -> list[dict[str, str]]:
+def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES,
+                hand_path: Path | None = None, hand: bool = True) -> list[dict[str, str]]:
     """labels.csv's rows with the checked corrections applied (a correction applies only while
-    RapidOCR's text is still the one that was checked) and the crops judged unreadable left out."""
+    RapidOCR's text is still the one that was checked) and the crops judged unreadable left out; with
+    `fixes` and `hand`, also the crops RapidOCR skipped that two people read alike (handlabel.py), where
+    saved."""
     fix = label_fixes(fixes_path) if fixes else {}
     out = []
     with open(pseudo / "labels.csv") as f:
@@ -76,18 +86,27 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
                     continue
                 row = {**row, "text": text, "checked": "1"}
             out.append(row)
+    if fixes and hand:
+        from models.training.handlabel import HAND_LABELS, hand_labels
+        seen = {row["file"] for row in out}
+        for name, (text, split) in hand_labels(hand_path or HAND_LABELS).items():
+            if text and name not in seen and (pseudo / "crops" / name).exists():
+                out.append({"file": name, "text": text, "confidence": "", "split": split, "checked": "1"})
     return out
 
 
-def valid_labels(pseudo: Path, fixes: bool = True) -> dict[str, str]:
-    """crop file -> label, valid split only."""
-    return {row["file"]: row["text"] for row in read_labels(pseudo, fixes) if row["split"] == "valid"}
+def valid_labels(pseudo: Path, fixes: bool = True, unseen: bool = False) -> dict[str, str]:
+    """crop file -> label, valid split only; with `unseen`, only plates whose text no training crop
+    has (the dash-cam videos put frames of the same car in both splits)."""
+    rows = read_labels(pseudo, fixes)
+    seen = {row["text"] for row in rows if row["split"] == "train"} if unseen else set()
+    return {row["file"]: row["text"] for row in rows if row["split"] == "valid" and row["text"] not in seen}
 
 
-def write_valid_folder(pseudo: Path, dest: Path) -> int:
+def write_valid_folder(pseudo: Path, dest: Path, unseen: bool = False) -> int:
     """The valid split's crops and labels in the benchmark's crops format, so the whole recogniser
     (beam search, format re-ranking) can be measured on real plates that are not the benchmark."""
-    labels = valid_labels(pseudo)
+    labels = valid_labels(pseudo, unseen=unseen)
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "groundtruth.csv", "w", newline="") as g:
         w = csv.writer(g)
@@ -100,10 +119,10 @@ def write_valid_folder(pseudo: Path, dest: Path) -> int:
     return 0
 
 
-def write_valid_scenes(pseudo: Path, dest: Path) -> int:
+def write_valid_scenes(pseudo: Path, dest: Path, unseen: bool = False) -> int:
     """Whole valid-split photos with one plate, in the benchmark's end-to-end format: the same kind
     of test as the benchmark, on photos that neither training nor the benchmark includes."""
-    texts = valid_labels(pseudo)
+    texts = valid_labels(pseudo, unseen=unseen)
     dest.mkdir(parents=True, exist_ok=True)
     n = 0
     for sc in scenes("valid"):
@@ -131,15 +150,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: write the valid split's one-plate scenes whose plate is pseudo-labelled "
                          "as an end-to-end folder (NAME.jpg + NAME.txt) for `alpr-unit eval` and "
                          "`hil/make-clips`, and exit")
+    ap.add_argument("--unseen", action="store_true",
+                    help="with --valid-folder/--valid-scenes: only plates whose text no training crop has")
     ap.add_argument("--agree-conf", type=float, default=0.70, help="confidence accepted when two framings agree")
     ap.add_argument("--min-width", type=int, default=MIN_WIDTH, help="smallest plate box read, pixels")
     ap.add_argument("--single-framing", action="store_true",
                     help="one framing only, as the first release's labels were made (with --min-width 40)")
     args = ap.parse_args(argv)
     if args.valid_folder:
-        return write_valid_folder(Path(args.out), args.valid_folder)
+        return write_valid_folder(Path(args.out), args.valid_folder, args.unseen)
     if args.valid_scenes:
-        return write_valid_scenes(Path(args.out), args.valid_scenes)
+        return write_valid_scenes(Path(args.out), args.valid_scenes, args.unseen)
     from rapidocr_onnxruntime import RapidOCR
     engine = RapidOCR()
     out = Path(args.out)
@@ -156,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             im = Image.open(sc.image).convert("RGB")
             for k, (x0, y0, x1, y1) in enumerate(big):
                 w, h = x1 - x0, y1 - y0
-                crop = im.crop((int(x0 - 0.06 * w), int(y0 - 0.12 * h), int(x1 + 0.06 * w), int(y1 + 0.12 * h)))
+                crop = plate_crop(im, (x0, y0, x1, y1))
                 text, conf = read_plate(engine, crop, args.min_conf)
                 if not (PLATE_LIKE.match(text) and conf >= args.min_conf):
                     if args.single_framing:

@@ -79,32 +79,37 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
 
 
 def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
-               fixes: bool = True) -> tuple[np.ndarray, list[str]]:
+               fixes: bool = True, hand: bool = True) -> tuple[np.ndarray, list[str]]:
     """Real crops with pseudo-labels (RapidOCR confidence >= `min_conf`); training crops get `variants`
-    damaged copies each; `fixes`: with the corrections read by eye (pseudolabel.read_labels). Cached by
+    damaged copies each; `fixes`: with the corrections read by eye, `hand`: and the crops read by eye
+    that RapidOCR skipped (pseudolabel.read_labels). Cached by
     the labels' hash, so parallel runs share one build."""
     labels = CACHE / "pseudo" / "labels.csv"
     if not labels.exists():
         return np.zeros((0, READER_H, READER_W), np.uint8), []
+    from models.training.handlabel import HAND_LABELS
     from models.training.pseudolabel import LABEL_FIXES
-    digest = hashlib.sha256(labels.read_bytes() + (LABEL_FIXES.read_bytes() if fixes else b"")).hexdigest()[:12]
+    extra = LABEL_FIXES.read_bytes() if fixes else b""
+    if fixes and hand and HAND_LABELS.exists():
+        extra += HAND_LABELS.read_bytes()
+    digest = hashlib.sha256(labels.read_bytes() + extra).hexdigest()[:12]
     path = CACHE / f"reader-pseudo-{split}-v{variants}-s{seed}-c{min_conf:g}-{digest}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], list(z["y"])
-    x, y = _pseudo_set(split, variants, seed, min_conf, fixes)
+    x, y = _pseudo_set(split, variants, seed, min_conf, fixes, hand)
     np.savez(path, x=x, y=np.array(y))
     return x, y
 
 
-def _pseudo_set(split: str, variants: int, seed: int, min_conf: float, fixes: bool):
+def _pseudo_set(split: str, variants: int, seed: int, min_conf: float, fixes: bool, hand: bool):
     from models.training.pseudolabel import read_labels
     from models.training.synth import damage, jitter_box
     rng = np.random.default_rng(seed)
     xs, ys = [], []
-    for row in read_labels(CACHE / "pseudo", fixes):
+    for row in read_labels(CACHE / "pseudo", fixes, hand=hand):
         # a label read by eye is kept whatever RapidOCR's confidence was
-        if row["split"] != split or (float(row["confidence"]) < min_conf and not row.get("checked")):
+        if row["split"] != split or (not row.get("checked") and float(row["confidence"]) < min_conf):
             continue
         im = Image.open(CACHE / "pseudo" / "crops" / row["file"]).convert("RGB")
         xs.append(reader_input(im)); ys.append(row["text"])
@@ -190,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-labels", action="store_true",
                     help="RapidOCR's labels as they are, without the corrections in label_fixes.csv "
                          "(how readers before 28 Nov were trained)")
+    ap.add_argument("--no-hand-labels", action="store_true",
+                    help="leave out the crops RapidOCR skipped that were read by eye (hand_labels.csv)")
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
     ap.add_argument("--init-tflite", help="start from this int8 reader, dequantised (fine-tuning the shipped model; "
                                           "its width wins over --width)")
@@ -217,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers)
     x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
-    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels)
+    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
+                            not args.no_hand_labels)
     x_pv, y_pv = pseudo_set("valid", 0, args.seed)
     print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
@@ -249,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
               "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
               "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
-              "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels, "machine": machine(),
+              "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
+              "hand_labels": not (args.raw_labels or args.no_hand_labels), "machine": machine(),
               "keras_backend": keras.backend.backend()}
     t1 = time.time()
 
