@@ -1,12 +1,14 @@
 """Recognition speed, size and memory figures (prints them; asserts nothing).
 
-    .venv/bin/python benchmarks/bench_recognise.py [--threads 1] [--folder ../shared/data/benchmark/endtoend/us]
+    .venv/bin/python benchmarks/bench_recognise.py [--threads 1] [--folder ../shared/data/benchmark/endtoend/us] [--against DIR]
 
 - reader: ms per plate crop (crops/us images, decoded beforehand), median and p90;
 - detector: ms per frame (letterbox + inference + decode);
 - whole read of one photo (detect + crop + read), median and p90;
 - both model files' size;
-- peak RSS of a full `alpr-unit eval` run in a child process.
+- peak RSS of a full `alpr-unit eval` run in a child process;
+- with `--against DIR`: the same crop and photo timings for the models in DIR, taken in turns with the
+  shipped ones in this run, and their ratio (the machines are shared and noisy: compare within a run).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--folder", type=Path, default=BENCH / "endtoend" / "us")
+    ap.add_argument("--against", type=Path, help="a model folder (detector + reader) to time against the shipped one")
     args = ap.parse_args()
     # first, while this process is small: a child's peak RSS counts what it inherited before exec
     subprocess.run([str(ROOT / ".venv" / "bin" / "alpr-unit"), "eval", str(args.folder), "--json",
@@ -59,6 +62,19 @@ def main() -> int:
     size = sum((MODEL_DIR / f).stat().st_size for f in ("detector.tflite", "reader.tflite"))
     print(f"both models:                {size / 1e6:.2f} MB")
     print(f"peak RSS of alpr-unit eval: {peak:.0f} MB ({args.folder.name})")
+    if args.against:
+        other = Recogniser(model_dir=args.against, threads=args.threads)
+        for c in crops[:5]:
+            other.read_crop(c)
+        ours, theirs = [], []
+        for _ in range(3):     # in turns, so that both see the same load
+            ours.append(timed(rec.read_crop, crops)[0]); theirs.append(timed(other.read_crop, crops)[0])
+            ours.append(timed(rec.read, photos)[0]); theirs.append(timed(other.read, photos)[0])
+        crop_ratio = np.median(ours[0::2]) / np.median(theirs[0::2])
+        photo_ratio = np.median(ours[1::2]) / np.median(theirs[1::2])
+        print(f"shipped / {args.against}: one crop {np.median(ours[0::2]):.2f} / {np.median(theirs[0::2]):.2f} ms "
+              f"= {crop_ratio:.2f}, whole photo {np.median(ours[1::2]):.2f} / {np.median(theirs[1::2]):.2f} ms "
+              f"= {photo_ratio:.2f}")
     return 0
 
 

@@ -2,12 +2,13 @@
 no TensorFlow and no access to `../shared` (`models/training/gpu_train.sh` runs it there).
 
 The training scenes are only backgrounds for synthetic plates, so they travel downscaled (320 px on
-the long side, JPEG 55); the pseudo-labelled crops travel at most 80 px high (the reader sees 40); the
+the long side, JPEG 55); the labelled crops travel at most 64 px high (the reader sees 40); the
 fonts are copied from this machine's Debian packages to the same absolute paths under `fonts/`; the
 synthetic validation set and the shipped reader's float weights (`models.training.recover`) are
-made here. About 42 MB with the default settings, and
-written again as one tar file (`--tar`, 47 MiB) for gpu_train.sh's BUNDLE_TAR: small enough for a 64 MiB
-transfer with the repo and the Keras wheels.
+made here. About 44 MB in about 5,000 files with the
+default settings, and written again as one gzipped tar file (`--tar`, about 38 MiB) for gpu_train.sh's
+BUNDLE_TAR: small enough for a 64 MiB transfer with the repo and the Keras wheels (54 MiB in all on
+28 Nov), where the loose files were not.
 
     python -m models.training.bundle [--out cache/bundle] [--seed 5]
 
@@ -48,7 +49,7 @@ def shrink_scenes(out: Path, max_side: int, quality: int) -> int:
     return n
 
 
-def shrink_pseudo(src: Path, dst: Path, max_h: int = 80) -> int:
+def shrink_pseudo(src: Path, dst: Path, max_h: int = 64) -> int:
     if not (src / "labels.csv").exists():
         raise SystemExit(f"{src / 'labels.csv'}: missing; run `python -m models.training.pseudolabel` first")
     (dst / "crops").mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ def shrink_pseudo(src: Path, dst: Path, max_h: int = 80) -> int:
     from models.training.handlabel import hand_labels
     from models.training.pseudolabel import read_labels
     # the crops a training run reads (labels.csv's and those read by eye), not the ones saved for reading
-    names = {row["file"] for row in read_labels(src, fixes=False)} | set(hand_labels())
+    names = {row["file"] for row in read_labels(src, fixes=False)} | {n for n, (t, _) in hand_labels().items() if t}
     n = 0
     for path in sorted(p for p in (src / "crops").iterdir() if p.name in names):
         im = Image.open(path)
@@ -89,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=5, help="the training seed: the synthetic valid set is seed + 1000")
     ap.add_argument("--max-side", type=int, default=320)
     ap.add_argument("--quality", type=int, default=55)
-    ap.add_argument("--tar", type=Path, default=ROOT / "cache" / "gpu" / "bundle.tar",
-                    help="also write the bundle as this one tar file (what travels: the transfer limit "
-                         "counts each small file's overhead)")
+    ap.add_argument("--tar", type=Path, default=ROOT / "cache" / "gpu" / "bundle.tar.gz",
+                    help="also write the bundle as this one gzipped tar file (what travels: the transfer "
+                         "limit counts each small file's overhead)")
     ap.add_argument("--init-tflite", type=Path, default=ROOT / "models" / "reader.tflite",
                     help="int8 reader whose float weights go along for fine-tuning")
     args = ap.parse_args(argv)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     model.save_weights(str(cache / "reader-shipped.weights.h5"))
     print(f"{out}: {size(out) / 1e6:.1f} MB (shipped reader width {width:g})")
     args.tar.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(args.tar, "w") as tar:
+    with tarfile.open(args.tar, "w:gz", compresslevel=6) as tar:
         tar.add(out, arcname="bundle")
     print(f"{args.tar}: {args.tar.stat().st_size / 2**20:.1f} MiB")
     return 0

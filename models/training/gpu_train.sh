@@ -2,9 +2,9 @@
 # Train readers on a machine with a GPU and JAX but no TensorFlow, from a bundle made here by
 # `python -m models.training.bundle` (scenes, crops, fonts, the shipped reader's weights), in the repo root:
 #
-#   OUT=/some/dir [WHEELS=.whl] [N=100000] [E=8] [SEED=5] [BUNDLE_TAR=cache/gpu/bundle.tar] bash models/training/gpu_train.sh
+#   OUT=/some/dir [WHEELS=.whl] [N=100000] [E=8] [SEED=5] [BUNDLE_TAR=cache/gpu/bundle.tar.gz] bash models/training/gpu_train.sh
 #
-# BUNDLE_TAR: the bundle as one tar file (bundle.py writes cache/gpu/bundle.tar): the lent
+# BUNDLE_TAR: the bundle as one gzipped tar file (bundle.py writes cache/gpu/bundle.tar.gz): the lent
 # machine's 64 MiB limit counts each small file's overhead, and the bundle has thousands.
 #
 # WHEELS: Keras and what it needs beyond the machine's own packages, installed into /tmp/site; for a

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,9 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
         xs.append(z["x"]); ys.extend(z["y"])
         jobs = jobs[max(done) // chunk:]
     t = time.time()
-    with Pool(workers) as pool:
+    # spawned, not forked: a parent holding inference threads (a test that ran the recogniser first)
+    # can fork a worker that waits forever on a lock one of those threads held
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for i, (x, y) in enumerate(pool.imap(_synth_chunk, jobs)):
             xs.append(x); ys.extend(y)
             print(f"  synth {split}: {len(ys)}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
