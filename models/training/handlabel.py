@@ -2,8 +2,8 @@
 
 RapidOCR keeps only the plates it reads confidently, so the real crops the reader trains on are the
 easy ones; the small, blurred, tilted and two-line plates it skips are the ones the reader misreads.
-This turns those crops into contact sheets for people to read, and merges two people's independent
-readings: a text goes into `hand_labels.csv` only where both wrote the same, and a crop both called
+This turns those crops into contact sheets for people (or agents) to read, and merges two readers'
+independent readings: a text goes into `hand_labels.csv` only where both wrote the same, and a crop both called
 unreadable is recorded as such so that it is not offered again.
 
     python -m models.training.handlabel sheets [--split train] [--out cache/sheets]

@@ -74,7 +74,7 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
                 hand_path: Path | None = None, hand: bool = True) -> list[dict[str, str]]:
     """labels.csv's rows with the checked corrections applied (a correction applies only while
     RapidOCR's text is still the one that was checked) and the crops judged unreadable left out; with
-    `fixes` and `hand`, also the crops RapidOCR skipped that two people read alike (handlabel.py), where
+    `fixes` and `hand`, also the crops RapidOCR skipped that two readers read alike (handlabel.py), where
     saved."""
     fix = label_fixes(fixes_path) if fixes else {}
     out = []
