@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from models.training.datasets import scenes
-from models.training.pseudolabel import MIN_WIDTH, crop_name, plate_crop
+from models.training.pseudolabel import MIN_WIDTH, plate_crop, read_boxes
 
 HAND_LABELS = Path(__file__).with_name("hand_labels.csv")
 TEXT = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -47,10 +47,8 @@ def unlabelled_crops(pseudo: Path, split: str, min_width: int = MIN_WIDTH) -> li
         known = {row["file"] for row in csv.DictReader(f)} | set(hand_labels())
     out = []
     for sc in scenes(split):
-        big = [b for b in sc.boxes if b[2] - b[0] >= min_width]
         im = None
-        for k, box in enumerate(big):
-            name = crop_name(split, sc.image, k)
+        for name, box in read_boxes(split, sc, min_width):
             if name in known:
                 continue
             path = pseudo / "crops" / name

@@ -51,6 +51,14 @@ def crop_name(split: str, scene_image: Path, k: int) -> str:
     return f"{split}-{scene_image.stem[:40]}-{k}.png"
 
 
+def read_boxes(split: str, scene, min_width: int = MIN_WIDTH) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The scene's boxes the labeller reads (at least `min_width` px wide), each with its crop's file
+    name: the index in the name counts these boxes only, so whatever looks crops up by name must pick
+    boxes the same way."""
+    big = [b for b in scene.boxes if b[2] - b[0] >= min_width]
+    return [(crop_name(split, scene.image, k), b) for k, b in enumerate(big)]
+
+
 def plate_crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """A box with a margin of 6 % of its width and 12 % of its height on each side, as saved."""
     x0, y0, x1, y1 = box
@@ -171,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         for i, sc in enumerate(items):
             if i % 100 == 0:
                 print(f"{split}: {i}/{len(items)} scenes, {len(rows)} kept", file=sys.stderr, flush=True)
-            big = [b for b in sc.boxes if b[2] - b[0] >= args.min_width]
-            if not big:
+            named = read_boxes(split, sc, args.min_width)
+            if not named:
                 continue
             im = Image.open(sc.image).convert("RGB")
-            for k, (x0, y0, x1, y1) in enumerate(big):
+            for name, (x0, y0, x1, y1) in named:
                 w, h = x1 - x0, y1 - y0
                 crop = plate_crop(im, (x0, y0, x1, y1))
                 text, conf = read_plate(engine, crop, args.min_conf)
@@ -196,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         continue
                 if PLATE_LIKE.match(text):
-                    name = crop_name(split, sc.image, k)
                     crop.save(out / "crops" / name)
                     rows.append((name, text, f"{conf:.3f}", split))
     with open(out / "labels.csv", "w", newline="") as f:

@@ -89,27 +89,24 @@ def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
     labels = CACHE / "pseudo" / "labels.csv"
     if not labels.exists():
         return np.zeros((0, READER_H, READER_W), np.uint8), []
-    from models.training.handlabel import HAND_LABELS
-    from models.training.pseudolabel import LABEL_FIXES
-    extra = LABEL_FIXES.read_bytes() if fixes else b""
-    if fixes and hand and HAND_LABELS.exists():
-        extra += HAND_LABELS.read_bytes()
-    digest = hashlib.sha256(labels.read_bytes() + extra).hexdigest()[:12]
+    from models.training.pseudolabel import read_labels
+    rows = read_labels(CACHE / "pseudo", fixes, hand=hand)
+    # keyed by the labels actually read, whichever files (and corrections) they came from
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"reader-pseudo-{split}-v{variants}-s{seed}-c{min_conf:g}-{digest}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], list(z["y"])
-    x, y = _pseudo_set(split, variants, seed, min_conf, fixes, hand)
+    x, y = _pseudo_set(rows, split, variants, seed, min_conf)
     np.savez(path, x=x, y=np.array(y))
     return x, y
 
 
-def _pseudo_set(split: str, variants: int, seed: int, min_conf: float, fixes: bool, hand: bool):
-    from models.training.pseudolabel import read_labels
+def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float):
     from models.training.synth import damage, jitter_box
     rng = np.random.default_rng(seed)
     xs, ys = [], []
-    for row in read_labels(CACHE / "pseudo", fixes, hand=hand):
+    for row in rows:
         # a label read by eye is kept whatever RapidOCR's confidence was
         if row["split"] != split or (not row.get("checked") and float(row["confidence"]) < min_conf):
             continue
