@@ -70,3 +70,36 @@ def test_plain_weights_round_trip_between_runs(tmp_path):
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError):
         load_plain_weights(build_model(1.5), tmp_path / "reader.weights.npz")
+
+
+def test_dequantised_detector_finds_what_the_int8_detector_finds():
+    """Fine-tuning the shipped detector starts from its int8 file: the float net rebuilt from it (each
+    conv and depthwise conv in place, batch norm folded) must give the same boxes on real frames."""
+    from models.training.recover import float_detector
+    from models.training.train_detector import build_model
+    from unit.detect import decode
+    from unit.preprocess import DET_H, DET_W, letterbox
+    trained = float_detector(ROOT / "models" / "detector.tflite")
+    full = build_model(DET_W, DET_H, norm=False)
+    full.set_weights(trained.get_weights())
+    q = Model(ROOT / "models" / "detector.tflite")
+    labels = sorted((VALID / "labels").glob("*.json"))[:12]
+    found = 0
+    for label in labels:
+        x = letterbox(Image.open(VALID / json.loads(label.read_text())["image"]).convert("RGB"))[0]
+        x = x[None].astype(np.float32) / 255.0
+        a, b = np.asarray(full.predict(x, verbose=0))[0], q.run(x)[0]
+        assert np.abs(a[..., 0] - b[..., 0]).max() < 0.06          # scores: int8 rounding only
+        # every clear int8 box has a float box in the same place (a margin on the threshold, since
+        # rounding moves a score near it to either side)
+        floats = np.array([d[:4] for d in decode(a, 0.25)]).reshape(-1, 4)
+        for box in decode(b, 0.35):
+            found += 1
+            assert len(floats) and np.abs(floats - np.array(box[:4])).max(axis=1).min() < 6.0   # detector px
+    assert found > 0
+
+
+def test_the_reader_cannot_be_loaded_as_a_detector():
+    from models.training.recover import float_detector
+    with pytest.raises(ValueError, match="reader.tflite"):
+        float_detector(ROOT / "models" / "reader.tflite")

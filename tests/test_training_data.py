@@ -38,6 +38,24 @@ def test_synth_renders_without_debian_fonts(monkeypatch):
             assert plate.image.mode == "RGBA" and set(plate.text) <= set(ALPHABET)
 
 
+def test_a_synthetic_plate_covers_a_real_plate_and_nothing_else():
+    """The detector's augmentation: a rendered plate over a real plate's box, seeded, inside the box."""
+    sc = next(s for s in scenes("train") if s.boxes and s.boxes[0][2] - s.boxes[0][0] >= 60)
+    im = Image.open(sc.image).convert("RGB")
+    box = sc.boxes[0]
+    out, new = synth.paste_over(np.random.default_rng(4), im, box)
+    again, _ = synth.paste_over(np.random.default_rng(4), im, box)
+    assert np.array_equal(np.asarray(out), np.asarray(again))
+    assert box[0] <= new[0] < new[2] <= box[2] and box[1] <= new[1] < new[3] <= box[3]
+    assert new[2] - new[0] >= 0.85 * (box[2] - box[0])
+    changed = np.abs(np.asarray(out, int) - np.asarray(im, int)).sum(axis=2) > 0
+    ys, xs = np.nonzero(changed)
+    assert xs.min() >= int(box[0]) and xs.max() <= int(np.ceil(box[2]))
+    assert ys.min() >= int(box[1]) and ys.max() <= int(np.ceil(box[3]))
+    x0, y0, x1, y1 = (int(round(v)) for v in new)
+    assert changed[y0:y1, x0:x1].mean() > 0.6
+
+
 def _labels(tmp_path, rows):
     pseudo = tmp_path / "pseudo"
     (pseudo / "crops").mkdir(parents=True)
@@ -183,6 +201,29 @@ def test_hand_labels_need_two_readers_to_agree(tmp_path, monkeypatch):
     b.write_text("sheet,cell,text\n1,1,7XYZ12\n2,1,\n")
     assert handlabel.merge(tmp_path / "sheets", a, b, "train", hand) == (0, 1, [])
     assert len(handlabel.hand_labels(hand)) == 2
+    # the labelling run saves the crops read by eye as well (RapidOCR skipped them): cut from the scene
+    (pseudo / "crops" / files[0]).unlink()
+    assert [r["file"] for r in pseudolabel.read_labels(pseudo, hand_path=hand)] == [labelled]
+    assert handlabel.save_crops(pseudo, {files[0]}) == 1
+    assert Image.open(pseudo / "crops" / files[0]).size == (112, 37)
+    assert [r["file"] for r in pseudolabel.read_labels(pseudo, hand_path=hand)] == [labelled, files[0]]
+
+
+def test_scene_variants_frame_real_plates_as_the_unit_frames_a_detector_box():
+    """Real training variants cut from the scene: around the plate, loose or a little tight as the
+    unit's two framings of a detector box are, never a crop of something else."""
+    from models.training.train_reader import detector_framing
+    rng = np.random.default_rng(0)
+    box = (100.0, 50.0, 200.0, 80.0)
+    got = np.array([detector_framing(rng, box) for _ in range(2000)])
+    left, top = (100 - got[:, 0]) / 100, (50 - got[:, 1]) / 30
+    right, bottom = (got[:, 2] - 200) / 100, (got[:, 3] - 80) / 30
+    for edge, lo in ((left, -0.06), (right, -0.06), (top, -0.10), (bottom, -0.10)):
+        assert edge.min() >= lo - 1e-9
+        assert 0.02 < np.median(edge) < 0.2                 # half as the box is, half widened
+    assert (left > 0.25).mean() > 0.03 and (top > 0.4).mean() > 0.03   # loose framings do occur
+    again = np.array([detector_framing(np.random.default_rng(0), box) for _ in range(1)])
+    assert np.allclose(again[0], got[0])
 
 
 def test_shipped_hand_labels_are_well_formed():

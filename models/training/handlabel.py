@@ -59,6 +59,22 @@ def unlabelled_crops(pseudo: Path, split: str, min_width: int = MIN_WIDTH) -> li
     return out
 
 
+def save_crops(pseudo: Path, names: set[str], min_width: int = MIN_WIDTH) -> int:
+    """Cut the named crops from their scenes into pseudo/crops, where missing: a fresh labelling run
+    saves only the crops RapidOCR read, and the hand labels name crops it skipped."""
+    missing = {n for n in names if not (pseudo / "crops" / n).exists()}
+    saved = 0
+    for split in sorted({n.split("-", 1)[0] for n in missing}):
+        for sc in scenes(split):
+            im = None
+            for name, box in read_boxes(split, sc, min_width):
+                if name in missing:
+                    im = im or Image.open(sc.image).convert("RGB")
+                    plate_crop(im, box).save(pseudo / "crops" / name)
+                    saved += 1
+    return saved
+
+
 def contact_sheets(pseudo: Path, files: list[str], out: Path, per_sheet: int = 24, cols: int = 3) -> int:
     """Numbered sheets of crops scaled to a readable size, and index.csv (sheet,cell,file)."""
     out.mkdir(parents=True, exist_ok=True)

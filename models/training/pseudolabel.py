@@ -82,8 +82,8 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
                 hand_path: Path | None = None, hand: bool = True) -> list[dict[str, str]]:
     """labels.csv's rows with the checked corrections applied (a correction applies only while
     RapidOCR's text is still the one that was checked) and the crops judged unreadable left out; with
-    `fixes` and `hand`, also the crops RapidOCR skipped that two readers read alike (handlabel.py), where
-    saved."""
+    `fixes` and `hand`, also the crops RapidOCR skipped that two readers read alike (handlabel.py): the
+    labelling run saves their crops too."""
     fix = label_fixes(fixes_path) if fixes else {}
     out = []
     with open(pseudo / "labels.csv") as f:
@@ -97,8 +97,13 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
     if fixes and hand:
         from models.training.handlabel import HAND_LABELS, hand_labels
         seen = {row["file"] for row in out}
-        for name, (text, split) in hand_labels(hand_path or HAND_LABELS).items():
-            if text and name not in seen and (pseudo / "crops" / name).exists():
+        labelled = {n: v for n, v in hand_labels(hand_path or HAND_LABELS).items() if v[0] and n not in seen}
+        missing = [n for n in labelled if not (pseudo / "crops" / n).exists()]
+        if missing:
+            print(f"read_labels: {len(missing)} crops read by eye are not in {pseudo / 'crops'} and are left "
+                  "out: run `python -m models.training.pseudolabel` again to save them", file=sys.stderr)
+        for name, (text, split) in labelled.items():
+            if (pseudo / "crops" / name).exists():
                 out.append({"file": name, "text": text, "confidence": "", "split": split, "checked": "1"})
     return out
 
@@ -211,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         w.writerow(["file", "text", "confidence", "split"])
         w.writerows(rows)
     print(f"kept {len(rows)} crops -> {out/'labels.csv'}", file=sys.stderr)
+    # the crops RapidOCR skipped that were read by eye (hand_labels.csv) train too: save them as well
+    from models.training.handlabel import hand_labels, save_crops
+    saved = save_crops(out, {n for n, (text, _) in hand_labels().items() if text}, args.min_width)
+    print(f"saved {saved} crops read by eye -> {out / 'crops'}", file=sys.stderr)
     return 0
 
 

@@ -19,8 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def int8_convs(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(kernel [kh, kw, in, out], bias [out]) of every CONV_2D, in graph order, dequantised."""
+def int8_convs(path: Path, depthwise: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel [kh, kw, in, out], bias [out]) of every CONV_2D, in graph order, dequantised; with
+    `depthwise`, DEPTHWISE_CONV_2D too (kernel [kh, kw, ch, 1], as Keras holds it)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     # without the default delegate, so that the constant tensors stay readable
     it = Interpreter(model_path=str(path),
@@ -42,7 +43,31 @@ def int8_convs(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         if op["op_name"] == "CONV_2D":
             _, w, b = op["inputs"]
             convs.append((dequant(w).transpose(1, 2, 3, 0), dequant(b)))
+        elif depthwise and op["op_name"] == "DEPTHWISE_CONV_2D":
+            _, w, b = op["inputs"]
+            convs.append((dequant(w).transpose(1, 2, 3, 0), dequant(b)))   # [1, kh, kw, ch] -> [kh, kw, ch, 1]
     return convs
+
+
+def float_detector(path: Path = ROOT / "models" / "detector.tflite"):
+    """The shipped detector as a trainable Keras model (no batch norm), at training's free input size.
+    The int8 graph may run the convs in another order than Keras built them, so each Keras layer takes
+    the first unused file conv of its kernel shape (the FPN's two 1x1 convs differ in input width)."""
+    from models.training.train_detector import build_model
+    convs = int8_convs(path, depthwise=True)
+    model = build_model(norm=False)
+    layers = [l for l in model.layers if l.__class__.__name__ in ("Conv2D", "DepthwiseConv2D")]
+    if len(layers) != len(convs):
+        raise ValueError(f"{path}: {len(convs)} convs, the detector has {len(layers)}")
+    used = [False] * len(convs)
+    for layer in layers:
+        want = tuple((layer.depthwise_kernel if hasattr(layer, "depthwise_kernel") else layer.kernel).shape)
+        k = next((i for i, (w, _) in enumerate(convs) if not used[i] and w.shape == want), None)
+        if k is None:
+            raise ValueError(f"{path}: no conv of shape {want} left for {layer.name}")
+        used[k] = True
+        layer.set_weights(list(convs[k]))
+    return model
 
 
 def float_reader(path: Path = ROOT / "models" / "reader.tflite"):

@@ -334,6 +334,44 @@ def composite(rng: np.random.Generator, plate: Image.Image, scenes: list[Scene] 
     return bg, (float(x0), float(y0), float(x1), float(y1))
 
 
+def paste_over(rng: np.random.Generator, im: Image.Image,
+               box: tuple[float, float, float, float]) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """A synthetic plate warped over a real plate's box, in place: the detector then sees the styles
+    the real scenes lack (US plates above all) where plates really are, on real cars. The plate is
+    rendered at the box's size (so as soft as the scene), toned to the region it covers and slightly
+    turned; returns the image and the new plate's box."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    fonts = available_fonts(FONT_FILES) or [str(SYNTH_ROOT / "ca" / "licenseplate.ttf")]
+    plate = render_eu(rng, fonts) if w / max(h, 1.0) > 3.2 else render_us(rng, fonts, available_fonts(DECOR_FONTS) or fonts)
+    # corners a little inside the box, jittered: a plate seen slightly from the side
+    j = lambda s: rng.uniform(0.0, 0.06) * s
+    corners = [(x0 + j(w), y0 + j(h)), (x1 - j(w), y0 + j(h)), (x1 - j(w), y1 - j(h)), (x0 + j(w), y1 - j(h))]
+    ox, oy = int(np.floor(x0)), int(np.floor(y0))
+    W, H = max(2, int(np.ceil(x1)) - ox), max(2, int(np.ceil(y1)) - oy)
+    local = [(cx - ox, cy - oy) for cx, cy in corners]
+    # render near the target size first so the warp does not alias
+    pw = max(8, int(W * 1.5))
+    small = plate.image.resize((pw, max(4, int(pw * plate.image.height / plate.image.width))), Image.LANCZOS)
+    src = [(0, 0), (small.width, 0), (small.width, small.height), (0, small.height)]
+    warped = small.transform((W, H), Image.PERSPECTIVE, _perspective_coeffs(src, local), Image.BILINEAR)
+    region = np.asarray(im.crop((ox, oy, ox + W, oy + H)), np.float32)
+    rgb = np.asarray(warped.convert("RGB"), np.float32)
+    alpha = np.asarray(warped.getchannel("A"), np.float32)[..., None] / 255.0
+    if region.size and alpha.sum() > 0:
+        # match the covered region's brightness, so a bright plate does not glow in a dark scene
+        target = float(region.mean())
+        mine = float((rgb * alpha).sum() / (alpha.sum() * 3))
+        rgb = rgb * float(np.clip(target / max(mine, 1.0) * rng.uniform(0.9, 1.6), 0.35, 1.2))
+    patch = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        patch = patch.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    out = im.copy()
+    out.paste(patch, (ox, oy), Image.fromarray((alpha[..., 0] * 255).astype(np.uint8)))
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    return out, (min(xs), min(ys), max(xs), max(ys))
+
+
 def damage(rng: np.random.Generator, im: Image.Image) -> Image.Image:
     """Camera damage: blur (focus, motion), exposure, glare, night, noise, low resolution, JPEG."""
     arr = np.asarray(im, dtype=np.float32)

@@ -24,6 +24,7 @@ from PIL import Image, ImageFilter
 
 from models.training.datasets import Scene, scenes
 from models.training.export import export_int8
+from models.training.synth import paste_over
 from unit.detect import BOX_UNIT, STRIDE, decode, iou
 from unit.preprocess import DET_H, DET_W, letterbox
 
@@ -66,7 +67,13 @@ def targets(boxes: np.ndarray, size: int) -> np.ndarray:
     return t
 
 
-def sample(rng: np.random.Generator, im: Image.Image, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sample(rng: np.random.Generator, im: Image.Image, boxes: np.ndarray,
+           synthetic: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    if synthetic > 0 and len(boxes):
+        boxes = boxes.copy()
+        for k, b in enumerate(boxes):
+            if b[2] - b[0] >= 12 and b[3] - b[1] >= 6 and rng.random() < synthetic:
+                im, boxes[k] = paste_over(rng, im, tuple(float(v) for v in b))
     # scale relative to the letterbox scale the unit will use for this frame
     base = min(DET_W / im.width, DET_H / im.height)
     s = base * float(np.exp(rng.uniform(np.log(0.5), np.log(2.2))))
@@ -108,27 +115,32 @@ def sample(rng: np.random.Generator, im: Image.Image, boxes: np.ndarray) -> tupl
     return a, targets(b.reshape(-1, 4), CROP)
 
 
-def batches(data, batch: int, seed: int, steps: int, q: Queue) -> None:
+def batches(data, batch: int, seed: int, steps: int, q: Queue, synthetic: float = 0.0) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         idx = rng.integers(len(data), size=batch)
-        xs, ts = zip(*(sample(rng, *data[i]) for i in idx))
+        xs, ts = zip(*(sample(rng, *data[i], synthetic=synthetic) for i in idx))
         q.put((np.stack(xs).astype(np.float32) / 255.0, np.stack(ts)))
     q.put(None)
 
 
-def build_model(width: int | None = None, height: int | None = None):
+def build_model(width: int | None = None, height: int | None = None, norm: bool = True):
+    """norm=False: the same net without batch norm, as the int8 file holds it (folded into the convs),
+    for fine-tuning the shipped model (`recover.float_detector`)."""
     import keras
     from keras import layers
 
+    def bn(x):
+        return layers.BatchNormalization()(x) if norm else x
+
     def cbr(x, ch, k=3, s=1, d=1):
-        x = layers.Conv2D(ch, k, strides=s, dilation_rate=d, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.Conv2D(ch, k, strides=s, dilation_rate=d, padding="same", use_bias=not norm)(x)
+        x = bn(x)
         return layers.ReLU()(x)
 
     def sep(x, ch, s=1):
-        x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=not norm)(x)
+        x = bn(x)
         x = layers.ReLU()(x)
         return cbr(x, ch, k=1)
 
@@ -204,9 +216,9 @@ def evaluate(run, data, threshold: float) -> dict:
             "readable_plates": hit["readable"][1], "detections_per_frame": ndet / max(1, len(data))}
 
 
-def export_detector(model, data, path: Path) -> None:
+def export_detector(model, data, path: Path, norm: bool = True) -> None:
     """The net trained on square crops, rebuilt at the unit's frame size; calibrated on 300 frames."""
-    full = build_model(DET_W, DET_H)
+    full = build_model(DET_W, DET_H, norm=norm)
     full.set_weights(model.get_weights())
     export_int8(full, lambda: (letterbox(im)[0][None].astype(np.float32) / 255.0 for im, _ in data[:300]), path)
 
@@ -220,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--out", default=str(ROOT / "models"))
     ap.add_argument("--init", help="start from these Keras weights (continue training)")
+    ap.add_argument("--init-tflite", help="start from a shipped int8 detector (fine-tune it, without batch norm)")
+    ap.add_argument("--synthetic", type=float, default=0.0,
+                    help="chance that each real plate of a training scene is covered by a synthetic plate "
+                         "(synth.paste_over: US and EU styles the real scenes lack)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -228,14 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     train = load_all(scenes("train"))
     valid = load_all(scenes("valid"))
     print(f"data: {len(train)} train scenes, {len(valid)} valid scenes ({time.time() - t0:.0f}s)", file=sys.stderr)
-    model = build_model()
+    norm = not args.init_tflite
+    # the starting file may be the one this run overwrites (models/detector.tflite): record which it was
+    init_sha = None
+    if args.init_tflite:
+        import hashlib
+        init_sha = hashlib.sha256(Path(args.init_tflite).read_bytes()).hexdigest()
+        from models.training.recover import float_detector
+        model = float_detector(Path(args.init_tflite))
+    else:
+        model = build_model()
     if args.init:
         model.load_weights(args.init)
     total = args.epochs * args.steps
     sched = keras.optimizers.schedules.CosineDecay(args.lr, total, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(sched), loss=make_loss())
     q: Queue = Queue(maxsize=6)
-    threading.Thread(target=batches, args=(train, args.batch, args.seed, total, q), daemon=True).start()
+    threading.Thread(target=batches, args=(train, args.batch, args.seed, total, q, args.synthetic), daemon=True).start()
     t1 = time.time()
     step = 0
     for epoch in range(args.epochs):
@@ -249,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t1
     out = Path(args.out)
     tfl = out / "detector.tflite"
-    export_detector(model, train, tfl)
+    export_detector(model, train, tfl, norm=norm)
     from unit.litert import Model
     m = Model(tfl, threads=1)
     run = lambda x: m.run(x[None].astype(np.float32) / 255.0)[0]
@@ -260,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     best = min(fit, key=lambda r: r["threshold"])
     card = {"model": "detector", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
             "input": [DET_H, DET_W, 3], "stride": STRIDE, "seed": args.seed, "epochs": args.epochs,
-            "steps_per_epoch": args.steps, "batch": args.batch, "init": args.init, "train_seconds": round(train_s),
+            "steps_per_epoch": args.steps, "batch": args.batch, "init": args.init or args.init_tflite,
+            "init_sha256": init_sha,
+            "lr": args.lr, "synthetic": args.synthetic, "train_seconds": round(train_s),
             "machine": f"{os.cpu_count()} CPU cores", "valid_sweep": sweep, "score_threshold": best["threshold"]}
     (out / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))

@@ -13,6 +13,7 @@ TensorFlow (any Keras backend), `--weights-only` writes the weights and a traini
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -81,11 +82,12 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarr
 
 
 def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
-               fixes: bool = True, hand: bool = True) -> tuple[np.ndarray, list[str]]:
+               fixes: bool = True, hand: bool = True, scene_share: float = 0.0) -> tuple[np.ndarray, list[str]]:
     """Real crops with pseudo-labels (RapidOCR confidence >= `min_conf`); training crops get `variants`
-    damaged copies each; `fixes`: with the corrections read by eye, `hand`: and the crops read by eye
-    that RapidOCR skipped (pseudolabel.read_labels). Cached by
-    the labels' hash, so parallel runs share one build."""
+    damaged copies each, `scene_share` of them cut afresh from the scene around the box as a detector
+    box is (see `detector_framing`); `fixes`: with the corrections read by eye, `hand`: and the crops
+    read by eye that RapidOCR skipped (pseudolabel.read_labels). Cached by the labels' hash, so
+    parallel runs share one build."""
     labels = CACHE / "pseudo" / "labels.csv"
     if not labels.exists():
         return np.zeros((0, READER_H, READER_W), np.uint8), []
@@ -93,18 +95,42 @@ def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
     rows = read_labels(CACHE / "pseudo", fixes, hand=hand)
     # keyed by the labels actually read, whichever files (and corrections) they came from
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:12]
-    path = CACHE / f"reader-pseudo-{split}-v{variants}-s{seed}-c{min_conf:g}-{digest}.npz"
+    wide = f"-w{scene_share:g}" if scene_share else ""
+    path = CACHE / f"reader-pseudo-{split}-v{variants}-s{seed}-c{min_conf:g}{wide}-{digest}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], list(z["y"])
-    x, y = _pseudo_set(rows, split, variants, seed, min_conf)
+    x, y = _pseudo_set(rows, split, variants, seed, min_conf, scene_share)
     np.savez(path, x=x, y=np.array(y))
     return x, y
 
 
-def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float):
+def detector_framing(rng: np.random.Generator, box: tuple[float, float, float, float]) -> tuple[float, ...]:
+    """A truth box moved the way the unit's crops are: the detector's edges are off by about a tenth of
+    the plate (p10-p90 -0.14..+0.16 of its width or height per edge on the valid photos) and the unit
+    reads each box as it is and widened by 12 % / 22 % (unit.recognise.FRAMINGS). Read tight only, the
+    reader lost a tenth of the plates it read from truth boxes once they were padded by 12 % / 24 %."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    px, py = (0.12, 0.22) if rng.random() < 0.5 else (0.0, 0.0)
+    e = lambda pad, sd, lo: max(lo, pad + rng.normal(0, sd))
+    return (x0 - w * e(px, 0.09, -0.06), y0 - h * e(py, 0.12, -0.10),
+            x1 + w * e(px, 0.09, -0.06), y1 + h * e(py, 0.12, -0.10))
+
+
+def _scene_boxes(split: str) -> dict[str, tuple[Path, tuple[float, float, float, float]]]:
+    """crop file -> (scene image, plate box), as the labeller named the crops."""
+    from models.training.datasets import scenes
+    from models.training.pseudolabel import read_boxes
+    return {name: (sc.image, box) for sc in scenes(split) for name, box in read_boxes(split, sc)}
+
+
+def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float,
+                scene_share: float = 0.0):
     from models.training.synth import damage, jitter_box
     rng = np.random.default_rng(seed)
+    where = _scene_boxes(split) if scene_share and variants else {}
+    scene = functools.lru_cache(maxsize=4)(lambda p: Image.open(p).convert("RGB"))
     xs, ys = [], []
     for row in rows:
         # a label read by eye is kept whatever RapidOCR's confidence was
@@ -113,6 +139,14 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
         im = Image.open(CACHE / "pseudo" / "crops" / row["file"]).convert("RGB")
         xs.append(reader_input(im)); ys.append(row["text"])
         for _ in range(variants):
+            if row["file"] in where and rng.random() < scene_share:
+                # cut from the scene with real surroundings, framed as the unit frames a detector box
+                src, box = where[row["file"]]
+                sc = scene(src)
+                x0, y0, x1, y1 = detector_framing(rng, box)
+                v = sc.crop((int(max(0, x0)), int(max(0, y0)), int(min(sc.width, x1)), int(min(sc.height, y1))))
+                xs.append(reader_input(damage(rng, v) if rng.random() < 0.7 else v)); ys.append(row["text"])
+                continue
             # the crop carries a margin of ~6%/12%; re-crop inside it and damage
             w, h = im.size
             box = jitter_box(rng, (w * 0.057, h * 0.107, w * 0.943, h * 0.893), scale=0.7)
@@ -189,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pseudo-variants", type=int, default=12)
+    ap.add_argument("--scene-variants", type=float, default=0.0, metavar="SHARE",
+                    help="share of the real variants cut from the scene as the unit frames a detector box "
+                         "(train_reader.detector_framing) instead of re-cut inside the saved crop")
     ap.add_argument("--min-label-conf", type=float, default=0.0,
                     help="train only on pseudo-labels at or above this RapidOCR confidence (valid crops: all)")
     ap.add_argument("--raw-labels", action="store_true",
@@ -224,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers)
     x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
     x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
-                            not args.no_hand_labels)
+                            not args.no_hand_labels, args.scene_variants)
     x_pv, y_pv = pseudo_set("valid", 0, args.seed)
     print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
@@ -257,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
               "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
-              "hand_labels": not (args.raw_labels or args.no_hand_labels), "machine": machine(),
+              "hand_labels": not (args.raw_labels or args.no_hand_labels), "scene_variants": args.scene_variants,
+              "machine": machine(),
               "keras_backend": keras.backend.backend()}
     t1 = time.time()
 
