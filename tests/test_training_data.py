@@ -212,7 +212,7 @@ def test_hand_labels_need_two_readers_to_agree(tmp_path, monkeypatch):
 def test_scene_variants_frame_real_plates_as_the_unit_frames_a_detector_box():
     """Real training variants cut from the scene: around the plate, loose or a little tight as the
     unit's two framings of a detector box are, never a crop of something else."""
-    from models.training.train_reader import detector_framing
+    from models.training.synth import detector_framing
     rng = np.random.default_rng(0)
     box = (100.0, 50.0, 200.0, 80.0)
     got = np.array([detector_framing(rng, box) for _ in range(2000)])

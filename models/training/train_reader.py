@@ -35,33 +35,38 @@ CACHE = ROOT / "cache"
 MAX_LABEL = 10
 
 
-def _synth_chunk(args: tuple[int, int, str]) -> tuple[np.ndarray, list[str]]:
-    seed, n, split = args
+def _synth_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
+    seed, n, split, *rest = args      # (seed, n, split[, share of crops framed as a detector box])
     from models.training.synth import reader_sample
     rng = np.random.default_rng(seed)
     sc = scenes(split)
     xs = np.zeros((n, READER_H, READER_W), np.uint8)
     ys = []
     for i in range(n):
-        crop, text = reader_sample(rng, sc)
+        crop, text = reader_sample(rng, sc, rest[0] if rest else 0.0)
         xs[i] = reader_input(crop)
         ys.append(text)
     return xs, ys
 
 
-def synth_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarray, list[str]]:
-    path = CACHE / f"reader-synth-{split}-s{seed}-n{n}.npz"
+def synth_set(seed: int, n: int, split: str, workers: int = 2,
+              framing: float = 0.0) -> tuple[np.ndarray, list[str]]:
+    """n synthetic plates of a seed; `framing`: the share cropped as the unit frames a detector box
+    (synth.detector_framing) rather than by synth.jitter_box."""
+    tag = f"-f{framing:g}" if framing else ""
+    path = CACHE / f"reader-synth-{split}-s{seed}{tag}-n{n}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], list(z["y"])
     chunk = 1000
     # each chunk of 1,000 has its own seed, so any cached set of the same seed holds this one's first chunks
-    cached = {int(q.stem.rsplit("-n", 1)[1]): q for q in CACHE.glob(f"reader-synth-{split}-s{seed}-n*.npz")}
+    cached = {int(q.stem.rsplit("-n", 1)[1]): q for q in CACHE.glob(f"reader-synth-{split}-s{seed}{tag}-n*.npz")}
     larger = [m for m in cached if m > n]
     if larger:
         z = np.load(cached[min(larger)])
         return z["x"][:n], list(z["y"][:n])
-    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) for k in range((n + chunk - 1) // chunk)]
+    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) + ((framing,) if framing else ())
+            for k in range((n + chunk - 1) // chunk)]
     xs, ys = [], []
     done = [m for m in cached if m < n and m % chunk == 0]
     if done:
@@ -105,19 +110,6 @@ def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
     return x, y
 
 
-def detector_framing(rng: np.random.Generator, box: tuple[float, float, float, float]) -> tuple[float, ...]:
-    """A truth box moved the way the unit's crops are: the detector's edges are off by about a tenth of
-    the plate (p10-p90 -0.14..+0.16 of its width or height per edge on the valid photos) and the unit
-    reads each box as it is and widened by 12 % / 22 % (unit.recognise.FRAMINGS). Read tight only, the
-    reader lost a tenth of the plates it read from truth boxes once they were padded by 12 % / 24 %."""
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    px, py = (0.12, 0.22) if rng.random() < 0.5 else (0.0, 0.0)
-    e = lambda pad, sd, lo: max(lo, pad + rng.normal(0, sd))
-    return (x0 - w * e(px, 0.09, -0.06), y0 - h * e(py, 0.12, -0.10),
-            x1 + w * e(px, 0.09, -0.06), y1 + h * e(py, 0.12, -0.10))
-
-
 def _scene_boxes(split: str) -> dict[str, tuple[Path, tuple[float, float, float, float]]]:
     """crop file -> (scene image, plate box), as the labeller named the crops."""
     from models.training.datasets import scenes
@@ -127,7 +119,7 @@ def _scene_boxes(split: str) -> dict[str, tuple[Path, tuple[float, float, float,
 
 def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float,
                 scene_share: float = 0.0):
-    from models.training.synth import damage, jitter_box
+    from models.training.synth import damage, detector_framing, jitter_box
     rng = np.random.default_rng(seed)
     where = _scene_boxes(split) if scene_share and variants else {}
     scene = functools.lru_cache(maxsize=4)(lambda p: Image.open(p).convert("RGB"))
@@ -225,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pseudo-variants", type=int, default=12)
     ap.add_argument("--scene-variants", type=float, default=0.0, metavar="SHARE",
                     help="share of the real variants cut from the scene as the unit frames a detector box "
-                         "(train_reader.detector_framing) instead of re-cut inside the saved crop")
+                         "(synth.detector_framing) instead of re-cut inside the saved crop")
+    ap.add_argument("--synth-framing", type=float, default=0.0, metavar="SHARE",
+                    help="share of the synthetic plates cropped as the unit frames a detector box "
+                         "(synth.detector_framing) instead of by synth.jitter_box")
     ap.add_argument("--min-label-conf", type=float, default=0.0,
                     help="train only on pseudo-labels at or above this RapidOCR confidence (valid crops: all)")
     ap.add_argument("--raw-labels", action="store_true",
@@ -258,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         return export_trained(Path(args.export), Path(args.out), args.seed)
     t0 = time.time()
-    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers)
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing)
     x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
     x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
                             not args.no_hand_labels, args.scene_variants)
@@ -295,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
               "hand_labels": not (args.raw_labels or args.no_hand_labels), "scene_variants": args.scene_variants,
+              "synth_framing": args.synth_framing,
               "machine": machine(),
               "keras_backend": keras.backend.backend()}
     t1 = time.time()
