@@ -103,3 +103,29 @@ def test_the_reader_cannot_be_loaded_as_a_detector():
     from models.training.recover import float_detector
     with pytest.raises(ValueError, match="reader.tflite"):
         float_detector(ROOT / "models" / "reader.tflite")
+
+
+def test_a_soup_of_one_run_twice_is_that_run(tmp_path):
+    """`models.training.soup` averages dequantised readers for `--export`: averaging a run with itself
+    gives back its own weights, and runs from different starting models are refused."""
+    import shutil
+    from models.training.soup import soup
+    from models.training.train_reader import build_model, load_plain_weights
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("reader.tflite", "reader.json"):
+        shutil.copy(ROOT / "models" / name, run / name)
+    record = soup([run, run], tmp_path / "soup")
+    assert record["folded"] and len(record["soup_of"]) == 2
+    model, width = float_reader(run / "reader.tflite")
+    averaged = build_model(width, norm=False)
+    load_plain_weights(averaged, tmp_path / "soup" / "reader.weights.npz")
+    for a, b in zip(model.get_weights(), averaged.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(run / "reader.tflite", other / "reader.tflite")
+    card = json.loads((run / "reader.json").read_text())
+    (other / "reader.json").write_text(json.dumps({**card, "init_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="different models"):
+        soup([run, other], tmp_path / "mixed")
