@@ -45,17 +45,8 @@ def unlabelled_crops(pseudo: Path, split: str, min_width: int = MIN_WIDTH) -> li
     that labels.csv and hand_labels.csv lack, saved into pseudo/crops where missing."""
     with open(pseudo / "labels.csv") as f:
         known = {row["file"] for row in csv.DictReader(f)} | set(hand_labels())
-    out = []
-    for sc in scenes(split):
-        im = None
-        for name, box in read_boxes(split, sc, min_width):
-            if name in known:
-                continue
-            path = pseudo / "crops" / name
-            if not path.exists():
-                im = im or Image.open(sc.image).convert("RGB")
-                plate_crop(im, box).save(path)
-            out.append(name)
+    out = [name for sc in scenes(split) for name, _ in read_boxes(split, sc, min_width) if name not in known]
+    save_crops(pseudo, set(out), min_width)
     return out
 
 

@@ -59,6 +59,11 @@ def read_boxes(split: str, scene, min_width: int = MIN_WIDTH) -> list[tuple[str,
     return [(crop_name(split, scene.image, k), b) for k, b in enumerate(big)]
 
 
+def scene_boxes(split: str, min_width: int = MIN_WIDTH) -> dict[str, tuple[Path, tuple[float, float, float, float]]]:
+    """crop file -> (scene image, plate box) for the whole split, as the labeller names the crops."""
+    return {name: (sc.image, box) for sc in scenes(split) for name, box in read_boxes(split, sc, min_width)}
+
+
 def plate_crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """A box with a margin of 6 % of its width and 12 % of its height on each side, as saved."""
     x0, y0, x1, y1 = box
@@ -98,13 +103,12 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
         from models.training.handlabel import HAND_LABELS, hand_labels
         seen = {row["file"] for row in out}
         labelled = {n: v for n, v in hand_labels(hand_path or HAND_LABELS).items() if v[0] and n not in seen}
-        missing = [n for n in labelled if not (pseudo / "crops" / n).exists()]
-        if missing:
-            print(f"read_labels: {len(missing)} crops read by eye are not in {pseudo / 'crops'} and are left "
-                  "out: run `python -m models.training.pseudolabel` again to save them", file=sys.stderr)
-        for name, (text, split) in labelled.items():
-            if (pseudo / "crops" / name).exists():
-                out.append({"file": name, "text": text, "confidence": "", "split": split, "checked": "1"})
+        saved = {n: v for n, v in labelled.items() if (pseudo / "crops" / n).exists()}
+        if len(saved) < len(labelled):
+            print(f"read_labels: {len(labelled) - len(saved)} crops read by eye are not in {pseudo / 'crops'} and "
+                  "are left out: run `python -m models.training.pseudolabel` again to save them", file=sys.stderr)
+        for name, (text, split) in saved.items():
+            out.append({"file": name, "text": text, "confidence": "", "split": split, "checked": "1"})
     return out
 
 

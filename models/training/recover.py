@@ -40,12 +40,10 @@ def int8_convs(path: Path, depthwise: bool = False) -> list[tuple[np.ndarray, np
 
     convs = []
     for op in it._get_ops_details():
-        if op["op_name"] == "CONV_2D":
+        if op["op_name"] == "CONV_2D" or (depthwise and op["op_name"] == "DEPTHWISE_CONV_2D"):
             _, w, b = op["inputs"]
+            # CONV_2D [out, kh, kw, in] and DEPTHWISE_CONV_2D [1, kh, kw, ch] both go to Keras's order
             convs.append((dequant(w).transpose(1, 2, 3, 0), dequant(b)))
-        elif depthwise and op["op_name"] == "DEPTHWISE_CONV_2D":
-            _, w, b = op["inputs"]
-            convs.append((dequant(w).transpose(1, 2, 3, 0), dequant(b)))   # [1, kh, kw, ch] -> [kh, kw, ch, 1]
     return convs
 
 

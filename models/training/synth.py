@@ -261,12 +261,17 @@ def _warn_no_fonts() -> None:
                   "the California plate font (apt-get install the fonts named in the README for variety)")
 
 
-def render_plate(rng: np.random.Generator) -> RenderedPlate:
+def _fonts() -> tuple[list[str], list[str]]:
+    """(plate fonts, decoration fonts) installed here; the shipped California font where none is."""
     fonts = available_fonts(FONT_FILES)
     if not fonts:
         _warn_no_fonts()
         fonts = [str(SYNTH_ROOT / "ca" / "licenseplate.ttf")]
-    decor = available_fonts(DECOR_FONTS) or fonts
+    return fonts, available_fonts(DECOR_FONTS) or fonts
+
+
+def render_plate(rng: np.random.Generator) -> RenderedPlate:
+    fonts, decor = _fonts()
     r = rng.random()
     if r < 0.78:
         return render_us(rng, fonts, decor)
@@ -342,8 +347,8 @@ def paste_over(rng: np.random.Generator, im: Image.Image,
     turned; returns the image and the new plate's box."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
-    fonts = available_fonts(FONT_FILES) or [str(SYNTH_ROOT / "ca" / "licenseplate.ttf")]
-    plate = render_eu(rng, fonts) if w / max(h, 1.0) > 3.2 else render_us(rng, fonts, available_fonts(DECOR_FONTS) or fonts)
+    fonts, decor = _fonts()
+    plate = render_eu(rng, fonts) if w / max(h, 1.0) > 3.2 else render_us(rng, fonts, decor)
     # corners a little inside the box, jittered: a plate seen slightly from the side
     j = lambda s: rng.uniform(0.0, 0.06) * s
     corners = [(x0 + j(w), y0 + j(h)), (x1 - j(w), y0 + j(h)), (x1 - j(w), y1 - j(h)), (x0 + j(w), y1 - j(h))]

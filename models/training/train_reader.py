@@ -110,18 +110,12 @@ def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
     return x, y
 
 
-def _scene_boxes(split: str) -> dict[str, tuple[Path, tuple[float, float, float, float]]]:
-    """crop file -> (scene image, plate box), as the labeller named the crops."""
-    from models.training.datasets import scenes
-    from models.training.pseudolabel import read_boxes
-    return {name: (sc.image, box) for sc in scenes(split) for name, box in read_boxes(split, sc)}
-
-
 def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float,
                 scene_share: float = 0.0):
+    from models.training.pseudolabel import scene_boxes
     from models.training.synth import damage, detector_framing, jitter_box
     rng = np.random.default_rng(seed)
-    where = _scene_boxes(split) if scene_share and variants else {}
+    where = scene_boxes(split) if scene_share and variants else {}
     scene = functools.lru_cache(maxsize=4)(lambda p: Image.open(p).convert("RGB"))
     xs, ys = [], []
     for row in rows:
@@ -137,12 +131,11 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
                 sc = scene(src)
                 x0, y0, x1, y1 = detector_framing(rng, box)
                 v = sc.crop((int(max(0, x0)), int(max(0, y0)), int(min(sc.width, x1)), int(min(sc.height, y1))))
-                xs.append(reader_input(damage(rng, v) if rng.random() < 0.7 else v)); ys.append(row["text"])
-                continue
-            # the crop carries a margin of ~6%/12%; re-crop inside it and damage
-            w, h = im.size
-            box = jitter_box(rng, (w * 0.057, h * 0.107, w * 0.943, h * 0.893), scale=0.7)
-            v = im.crop(tuple(int(round(b)) for b in box))
+            else:
+                # the crop carries a margin of ~6%/12%; re-crop inside it and damage
+                w, h = im.size
+                box = jitter_box(rng, (w * 0.057, h * 0.107, w * 0.943, h * 0.893), scale=0.7)
+                v = im.crop(tuple(int(round(b)) for b in box))
             xs.append(reader_input(damage(rng, v) if rng.random() < 0.7 else v)); ys.append(row["text"])
     return (np.stack(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)), ys
 
