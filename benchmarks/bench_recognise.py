@@ -7,6 +7,7 @@
 - whole read of one photo (detect + crop + read), median and p90;
 - both model files' size;
 - peak RSS of a full `alpr-unit eval` run in a child process;
+- the cost of reading two-row plates (`unit.rows`): the same timings with it on and off, in turns;
 - with `--against DIR`: the same crop and photo timings for the models in DIR, taken in turns with the
   shipped ones in this run, and their ratio (the machines are shared and noisy: compare within a run).
 """
@@ -62,6 +63,16 @@ def main() -> int:
     size = sum((MODEL_DIR / f).stat().st_size for f in ("detector.tflite", "reader.tflite"))
     print(f"both models:                {size / 1e6:.2f} MB")
     print(f"peak RSS of alpr-unit eval: {peak:.0f} MB ({args.folder.name})")
+    # the two-row path (unit.rows) costs a look at each plate's rows, and a reader pass more for each
+    # framing of a plate whose rows it finds: timed in turns against a recogniser without it
+    one_row = Recogniser(threads=args.threads, two_row=False)
+    on, off = [], []
+    for _ in range(3):
+        on.append(timed(rec.read_crop, crops)[0]); off.append(timed(one_row.read_crop, crops)[0])
+        on.append(timed(rec.read, photos)[0]); off.append(timed(one_row.read, photos)[0])
+    print(f"two-row reading on / off:   one crop {np.median(on[0::2]):.2f} / {np.median(off[0::2]):.2f} ms "
+          f"= {np.median(on[0::2]) / np.median(off[0::2]):.2f}, whole photo {np.median(on[1::2]):.2f} / "
+          f"{np.median(off[1::2]):.2f} ms = {np.median(on[1::2]) / np.median(off[1::2]):.2f}")
     if args.against:
         other = Recogniser(model_dir=args.against, threads=args.threads)
         for c in crops[:5]:

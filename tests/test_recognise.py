@@ -161,3 +161,117 @@ def test_unit_config_picks_the_reader_passes():
     assert framing_sets(1)[0] != framing_sets(2)[0]
     with pytest.raises(ValueError, match="1 or 2"):
         framing_sets(3)
+
+
+def test_histogram_percentiles_are_numpys_bit_for_bit():
+    """reader_input's contrast stretch reads its 2nd/98th percentiles off a histogram (faster); the
+    models were trained with np.percentile, so the values, their type and the stretched crop must match."""
+    from unit.preprocess import READER_H, READER_W, percentiles_u8, reader_input
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (READER_H, READER_W), dtype=np.uint8) for _ in range(50)]
+    arrays += [np.full((READER_H, READER_W), 7, np.uint8), np.array([[0, 255]], np.uint8),
+               rng.integers(100, 103, (3, 5), dtype=np.uint8), np.array([[42]], np.uint8)]
+    for u in arrays:
+        for qs in ((2.0, 98.0), (0.0, 50.0, 100.0), (33.3, 66.7)):
+            got = percentiles_u8(u, qs)
+            want = np.percentile(u.astype(np.float32), qs)
+            assert [type(v) for v in got] == [np.float64] * len(qs)
+            assert list(got) == list(want), (u, qs)
+
+    def reference(crop):
+        g = np.asarray(Image.fromarray(crop).convert("L").resize((READER_W, READER_H), Image.BILINEAR),
+                       dtype=np.float32)
+        lo, hi = np.percentile(g, (2, 98))
+        hi = max(hi, lo + 8)
+        return np.clip((g - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+    items = load_crops(BENCH / "crops" / "us")[:40]
+    for it in items:
+        crop = np.asarray(Image.open(it.image).convert("RGB"))
+        assert np.array_equal(reader_input(crop), reference(crop)), it.image.name
+
+
+def _stacked(crop: np.ndarray) -> np.ndarray:
+    """A real one-row plate made into a two-row one: cut at the emptiest column near the middle (a gap
+    between characters), the left part above the right, as European square plates are laid out."""
+    from unit import rows
+    prof = rows.ink_profile(np.ascontiguousarray(crop.transpose(1, 0, 2)), rows=64)   # ink per column
+    n = len(prof)
+    lo, hi = int(n * 0.35), int(n * 0.65)
+    cut = int(round((lo + int(prof[lo:hi].argmin()) + 0.5) * crop.shape[1] / n))
+    left, right = crop[:, :cut], crop[:, cut:]
+    w = max(left.shape[1], right.shape[1])
+    pad = lambda a: np.pad(a, ((0, 0), (0, w - a.shape[1]), (0, 0)), mode="edge")
+    return np.concatenate([pad(left), pad(right)], axis=0)
+
+
+@pytest.fixture(scope="module")
+def us_crops_read_right(rec):
+    out = []
+    for it in load_crops(BENCH / "crops" / "us")[:40]:
+        crop = np.asarray(Image.open(it.image).convert("RGB"))
+        if rec.read_crop(crop)[0] == it.plate:
+            out.append((crop, it.plate))
+    assert len(out) >= 25
+    return out
+
+
+def test_two_row_gap_is_found_in_two_row_plates_only(us_crops_read_right):
+    from unit import rows
+    stacked = [rows.split_row(_stacked(c)) for c, _ in us_crops_read_right]
+    one_row = [rows.split_row(c) for c, _ in us_crops_read_right]
+    n = len(us_crops_read_right)
+    assert sum(r is not None for r in stacked) >= 0.7 * n
+    assert sum(r is not None for r in one_row) <= 0.15 * n     # and then reads as before (test below)
+    for (c, _), r in zip(us_crops_read_right, stacked):
+        if r is not None:     # between the two rows: near the middle of the stacked plate
+            assert 0.3 * (2 * c.shape[0]) <= r <= 0.7 * (2 * c.shape[0])
+
+
+def test_two_row_plates_are_read_with_their_rows_side_by_side(rec, us_crops_read_right):
+    one_row_only = Recogniser(threads=1, two_row=False)
+    on = sum(rec.read_crop(_stacked(c))[0] == plate for c, plate in us_crops_read_right)
+    off = sum(one_row_only.read_crop(_stacked(c))[0] == plate for c, plate in us_crops_read_right)
+    n = len(us_crops_read_right)
+    assert on >= 0.5 * n and off <= 0.1 * n, (on, off, n)
+    # one-row plates read exactly as before: the side-by-side reading only adds candidates to plates
+    # whose rows it found
+    for c, plate in us_crops_read_right:
+        assert one_row_only.read_crop(c)[0] == plate
+
+
+def test_two_row_plate_in_a_frame_is_read_from_its_box(us_crops_read_right):
+    """read(): the gap is found in the detector's box and carried into each framing of it. The box is
+    given here (the detector, trained on one-row plates, often boxes each row of a stacked plate)."""
+    r = Recogniser(threads=1)
+    hits = 0
+    for crop, plate in us_crops_read_right[:10]:
+        s = _stacked(crop)
+        frame = np.full((s.shape[0] + 200, s.shape[1] + 300, 3), 110, np.uint8)
+        frame[120:120 + s.shape[0], 140:140 + s.shape[1]] = s
+        box = (140.0, 120.0, 140.0 + s.shape[1], 120.0 + s.shape[0])
+        r._detect = lambda image, box=box: [(box, 0.9)]
+        reads = r.read(frame)
+        hits += bool(reads) and reads[0].text == plate
+        assert not reads or reads[0].box == tuple(int(v) for v in box)
+    assert hits >= 5
+
+
+def test_reframed_row_follows_padding_and_trimming():
+    from unit.recognise import reframed_row
+    assert reframed_row(100, 0.10, 50) == 60        # 10 rows of padding above
+    assert reframed_row(100, -0.06, 50) == 44       # 6 rows trimmed off the top
+    assert reframed_row(100, 0.0, 50) == 50
+    assert reframed_row(100, 0.10, None) is None
+    crop = np.arange(100 * 8, dtype=np.uint16).reshape(100, 8) // 8      # each pixel holds its row
+    for py in (0.1, -0.06, 0.22, -0.2):
+        assert reframe(crop, 0.0, py)[reframed_row(100, py, 37), 0] == 37
+
+
+def test_side_by_side_lays_the_rows_left_to_right():
+    from unit.rows import side_by_side
+    crop = np.zeros((40, 30, 3), np.uint8)
+    crop[:20] = 200                                  # top row light, bottom row dark
+    out = side_by_side(crop, 20)
+    assert out.shape == (20, 60, 3)
+    assert out[:, :30].min() == 200 and out[:, 30:].max() == 0

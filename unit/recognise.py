@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unit import ctc, plates
+from unit import ctc, plates, rows
 from unit.detect import decode
 from unit.litert import Model, ModelError
 from unit.preprocess import READER_H, READER_W, letterbox, reader_input
@@ -91,10 +91,12 @@ class Recogniser:
 
     def __init__(self, model_dir: str | Path | None = None, threads: int = 1, top_n: int = 5,
                  score_threshold: float | None = None, min_confidence: float = 0.0,
-                 framings: Framings = FRAMINGS, crop_framings: Framings = CROP_FRAMINGS):
+                 framings: Framings = FRAMINGS, crop_framings: Framings = CROP_FRAMINGS,
+                 two_row: bool = True):
         """`framings` / `crop_framings`: how a detector box / a given crop is read (see FRAMINGS);
         `framing_sets(n)` gives the shipped sets for n passes, `recogniser_with_passes(n)` a recogniser
-        with them."""
+        with them. `two_row`: a plate that looks like two rows of characters is also read with its rows
+        side by side (`unit.rows`), one more reader pass for each of its framings."""
         d = Path(model_dir) if model_dir else MODEL_DIR
         self.detector = Model(d / "detector.tflite", threads=threads)
         self.reader = Model(d / "reader.tflite", threads=threads)
@@ -103,6 +105,7 @@ class Recogniser:
         self.score_threshold = float(score_threshold)
         self.top_n = top_n
         self.min_confidence = min_confidence
+        self.two_row = two_row
         if not framings or not crop_framings:
             raise ValueError("framings: at least one (pad_x, pad_y) is needed")
         self.framings, self.crop_framings = tuple(framings), tuple(crop_framings)
@@ -125,9 +128,23 @@ class Recogniser:
         out = self.detector.run(x[None].astype(np.float32) / 255.0)[0]
         return [(lb.to_original(d[:4]), d[4]) for d in decode(out, self.score_threshold)]
 
-    def _beam(self, crop: np.ndarray) -> list[tuple[str, float]]:
+    def _ctc(self, crop: np.ndarray) -> list[tuple[str, float]]:
         x = reader_input(crop)[None, ..., None].astype(np.float32) / 255.0
         return ctc.beam(ctc.log_softmax(self.reader.run(x)[0]), width=8, top_n=self.top_n)
+
+    def _beam(self, crop: np.ndarray, row: int | None = None) -> list[tuple[str, float]]:
+        """Candidates for one framing; with `row` (a two-row plate's gap in this crop), also those of
+        its rows side by side, each text at the likelier of its two readings."""
+        cands = self._ctc(crop)
+        if row is None or not 0 < row < crop.shape[0]:
+            return cands
+        best = dict(cands)
+        for t, p in self._ctc(rows.side_by_side(crop, row)):
+            best[t] = max(best.get(t, 0.0), p)
+        return sorted(best.items(), key=lambda kv: -kv[1])[:self.top_n]
+
+    def _split_row(self, crop: np.ndarray) -> int | None:
+        return rows.split_row(crop) if self.two_row else None
 
     def _best(self, beams: list[list[tuple[str, float]]]) -> tuple[str, float, list[Candidate]]:
         cands = plates.rerank(average_candidates(beams)[:self.top_n])
@@ -137,7 +154,9 @@ class Recogniser:
 
     def read_crop(self, crop: np.ndarray) -> tuple[str, float, list[Candidate]]:
         """Read a plate crop (the whole image is the plate): text, confidence, candidates."""
-        return self._best([self._beam(reframe(crop, px, py)) for px, py in self.crop_framings])
+        row = self._split_row(crop)
+        return self._best([self._beam(reframe(crop, px, py), reframed_row(crop.shape[0], py, row))
+                           for px, py in self.crop_framings])
 
     def read(self, image: np.ndarray) -> list[PlateRead]:
         """All plates in a frame, the likeliest plate first."""
@@ -148,19 +167,22 @@ class Recogniser:
             bw, bh = x1 - x0, y1 - y0
             if bw < 4 or bh < 2:
                 continue
-            crops = []
+            box = (int(max(0, x0)), int(max(0, y0)), int(min(W, x1)), int(min(H, y1)))
+            # a two-row plate's gap, found in the box itself, in image rows
+            row = self._split_row(image[box[1]:box[3], box[0]:box[2]]) if box[2] - box[0] >= 4 else None
+            crops, tops = [], []
             for px, py in self.framings:
                 cx0 = int(max(0, round(x0 - px * bw))); cy0 = int(max(0, round(y0 - py * bh)))
                 cx1 = int(min(W, round(x1 + px * bw))); cy1 = int(min(H, round(y1 + py * bh)))
                 if cx1 - cx0 >= 4 and cy1 - cy0 >= 2:
-                    crops.append(image[cy0:cy1, cx0:cx1])
+                    crops.append(image[cy0:cy1, cx0:cx1]); tops.append(cy0)
             if not crops:
                 continue
             crop = max(crops, key=lambda c: c.shape[0] * c.shape[1])   # evidence: the loosest framing
-            text, conf, cands = self._best([self._beam(c) for c in crops])
+            text, conf, cands = self._best([self._beam(c, None if row is None else box[1] + row - top)
+                                            for c, top in zip(crops, tops)])
             if not text or conf < self.min_confidence:
                 continue
-            box = (int(max(0, x0)), int(max(0, y0)), int(min(W, x1)), int(min(H, y1)))
             out.append(PlateRead(box, text, conf, cands, float(score), plates.region_of(text), crop.copy()))
         # plate-likeness of the text breaks ties between a plate and other lettering in the frame
         # (chosen on the training sets' valid scenes, see models/README.md)
@@ -190,6 +212,14 @@ def reframe(crop: np.ndarray, px: float, py: float) -> np.ndarray:
         pad = ((dy if py > 0 else 0,) * 2, (dx if px > 0 else 0,) * 2) + ((0, 0),) * (crop.ndim - 2)
         crop = np.pad(crop, pad, mode="edge")
     return crop
+
+
+def reframed_row(h: int, py: float, row: int | None) -> int | None:
+    """Where row `row` of a crop `h` rows high lands in `reframe(crop, px, py)`."""
+    if row is None:
+        return None
+    src = reframe(np.arange(h).reshape(h, 1), 0.0, py)[:, 0]    # each new row's source row
+    return int(np.searchsorted(src, row))
 
 
 def _card_value(path: Path, key: str, default: float) -> float:
