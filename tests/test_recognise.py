@@ -275,3 +275,22 @@ def test_side_by_side_lays_the_rows_left_to_right():
     out = side_by_side(crop, 20)
     assert out.shape == (20, 60, 3)
     assert out[:, :30].min() == 200 and out[:, 30:].max() == 0
+
+
+def test_no_two_row_reading_of_a_box_outside_the_frame_or_a_sliver(monkeypatch):
+    from unit import rows
+    cuts = []
+    real = rows.side_by_side
+    monkeypatch.setattr(rows, "side_by_side", lambda crop, row: cuts.append(row) or real(crop, row))
+    r = Recogniser(threads=1)
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    frame[60:180:8] = 20                                     # stripes: empty rows everywhere
+    r._detect = lambda image: [((40.0, -1000.0, 280.0, -1.0), 0.9)]     # wholly above the frame
+    r.read(frame)
+    assert cuts == []
+    crop = np.full((100, 160, 3), 200, np.uint8)
+    r._beam(crop, row=10)                                    # a 10-row sliver above the cut
+    r._beam(crop, row=95)
+    assert cuts == []
+    r._beam(crop, row=50)
+    assert cuts == [50]

@@ -136,7 +136,10 @@ class Recogniser:
         """Candidates for one framing; with `row` (a two-row plate's gap in this crop), also those of
         its rows side by side, each text at the likelier of its two readings."""
         cands = self._ctc(crop)
-        if row is None or not 0 < row < crop.shape[0]:
+        h = crop.shape[0]
+        # each row at least a fifth of the crop (split_row's gap lies in its middle 40 %, which the
+        # shipped framings keep above 0.24): a sliver stretched to the other row's height reads as noise
+        if row is None or not 0.2 * h <= row <= 0.8 * h:
             return cands
         best = dict(cands)
         for t, p in self._ctc(rows.side_by_side(crop, row)):
@@ -169,7 +172,9 @@ class Recogniser:
                 continue
             box = (int(max(0, x0)), int(max(0, y0)), int(min(W, x1)), int(min(H, y1)))
             # a two-row plate's gap, found in the box itself, in image rows
-            row = self._split_row(image[box[1]:box[3], box[0]:box[2]]) if box[2] - box[0] >= 4 else None
+            # (a box wholly outside the frame clips to a negative extent: no rows to look at)
+            has_pixels = box[2] - box[0] >= 4 and box[3] - box[1] >= 4
+            row = self._split_row(image[box[1]:box[3], box[0]:box[2]]) if has_pixels else None
             crops, tops = [], []
             for px, py in self.framings:
                 cx0 = int(max(0, round(x0 - px * bw))); cy0 = int(max(0, round(y0 - py * bh)))
