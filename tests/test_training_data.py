@@ -232,3 +232,18 @@ def test_shipped_hand_labels_are_well_formed():
     for name, (text, split) in handlabel.hand_labels().items():
         assert name.startswith(split + "-") and name.endswith(".png") and name not in fixes
         assert text == "" or handlabel.TEXT.match(text)
+
+
+def test_two_row_samples_are_laid_side_by_side_and_labelled_top_row_first():
+    sc = scenes("train")[:20]
+    a = synth.two_row_sample(np.random.default_rng(4), sc)
+    b = synth.two_row_sample(np.random.default_rng(4), sc)
+    assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        plate, gap = synth.render_two_row(rng, synth._fonts()[0])
+        assert 0.4 < gap < 0.6 and 3 <= len(plate.text) <= 9 and set(plate.text) <= set(ALPHABET)
+        assert plate.image.width < 2 * plate.image.height          # square-ish: two rows
+        crop, text = synth.two_row_sample(rng, sc)
+        assert crop.width > 2.5 * crop.height                      # the rows now side by side
+        assert 3 <= len(text) <= 9 and set(text) <= set(ALPHABET)

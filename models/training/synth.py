@@ -247,6 +247,66 @@ def render_br(rng: np.random.Generator, fonts: list[str]) -> RenderedPlate:
     return RenderedPlate(_rounded(img, 8), text)
 
 
+# two-row plates (European square plates, trucks' and trailers' rear plates, motorcycles): the rows'
+# layouts, drawn independently; the label is the top row then the bottom row, as unit.rows reads them
+TWO_ROW_TOP = [("DDDD", 2), ("LL", 2), ("LLL", 2), ("L", 1), ("LLDD", 2), ("DD", 1), ("LD", 1)]
+TWO_ROW_BOTTOM = [("LLL", 2), ("DDDD", 2), ("DDDL", 1), ("LDDDD", 1), ("DDLL", 1), ("LLDD", 1), ("DDDDD", 1),
+                  ("LDDD", 1), ("DDLLL", 1)]
+
+
+def render_two_row(rng: np.random.Generator, fonts: list[str]) -> tuple[RenderedPlate, float]:
+    """A plate with two rows of characters, and where the gap between them lies (share of its height).
+    Often with a euroband, and sometimes with round registration stickers beside the characters (read
+    as 0 or O by a reader that has not seen them)."""
+    W, H = (340, 220) if rng.random() < 0.6 else (280, 200)
+    top = plate_text(rng, _pick_weighted(rng, TWO_ROW_TOP))
+    bottom = plate_text(rng, _pick_weighted(rng, TWO_ROW_BOTTOM))
+    bg = (250, 205, 20) if rng.random() < 0.2 else _rand_color(rng, 215, 256)
+    img = Image.new("RGB", (W, H), bg)
+    d = ImageDraw.Draw(img)
+    left = 0
+    if rng.random() < 0.6:
+        left = int(W * 0.13)
+        d.rectangle((0, 0, left, H), fill=(20, 50, 160))
+        for k in range(12):      # the ring of stars, as dots
+            a = 2 * math.pi * k / 12
+            x, y = left / 2 + left * 0.28 * math.cos(a), H * 0.3 + left * 0.28 * math.sin(a)
+            d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(240, 200, 30))
+        _draw_text_fit(d, _pick(rng, ["D", "F", "GB", "RO", "I", "NL", "PL", "E", "UK", "B", "CZ"]), _pick(rng, fonts),
+                       (3, int(H * 0.6), left - 3, int(H * 0.85)), (240, 240, 240), rng)
+    gap = rng.uniform(0.46, 0.54)
+    font = _pick(rng, fonts)
+    m = int(W * 0.05)
+    row_boxes = [(left + m, int(H * 0.08), W - m, int(H * (gap - 0.04))),
+                 (left + m, int(H * (gap + 0.04)), W - m, int(H * 0.92))]
+    for text, box in zip((top, bottom), row_boxes):
+        _draw_text_fit(d, text, font, box, (15, 15, 15), rng)
+    if rng.random() < 0.35:      # stickers: between the rows' end and the edge, or above the gap
+        r = int(H * rng.uniform(0.06, 0.1))
+        cx = int(rng.uniform(left + r + 4, W - r - 4))
+        cy = int(H * gap) + int(rng.choice([-1, 1]) * rng.uniform(0, 0.25) * H)
+        for rr, c in ((r, _rand_color(rng, 60, 256)), (int(r * 0.6), _rand_color(rng, 60, 256))):
+            d.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=c)
+    d.rectangle((1, 1, W - 2, H - 2), outline=(10, 10, 10), width=3)
+    return RenderedPlate(_rounded(img, 8), top + bottom), gap
+
+
+def two_row_sample(rng: np.random.Generator, scenes: list[Scene] | None) -> tuple[Image.Image, str]:
+    """A synthetic two-row plate in a real scene, damaged and framed as a detector box is, then laid
+    side by side at its gap (`unit.rows.side_by_side`, the cut a little off as the unit's may be):
+    what the reader sees of a two-row plate at run time."""
+    from unit.rows import side_by_side
+    plate, gap = render_two_row(rng, _fonts()[0])
+    patch, box = composite(rng, plate.image, scenes, int(rng.uniform(60, 200)))
+    framed = detector_framing(rng, box) if rng.random() < 0.5 else jitter_box(rng, box)
+    framed = tuple(int(round(v)) for v in framed)
+    crop = np.asarray(damage(rng, patch.crop(framed)).convert("RGB"))
+    h = crop.shape[0]
+    row = box[1] + gap * (box[3] - box[1]) - framed[1] + rng.normal(0, 0.04) * (box[3] - box[1])
+    row = int(np.clip(round(row), int(0.25 * h), int(0.75 * h)))
+    return Image.fromarray(side_by_side(crop, row)), plate.text
+
+
 def _rounded(img: Image.Image, radius: int) -> Image.Image:
     mask = Image.new("L", img.size, 0)
     ImageDraw.Draw(mask).rounded_rectangle((0, 0, img.size[0] - 1, img.size[1] - 1), radius=radius, fill=255)

@@ -86,6 +86,40 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2,
     return x, ys
 
 
+def _two_row_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
+    seed, n, split = args
+    from models.training.synth import two_row_sample
+    rng = np.random.default_rng(seed)
+    sc = scenes(split)
+    xs = np.zeros((n, READER_H, READER_W), np.uint8)
+    ys = []
+    for i in range(n):
+        crop, text = two_row_sample(rng, sc)
+        xs[i] = reader_input(crop)
+        ys.append(text)
+    return xs, ys
+
+
+def two_row_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarray, list[str]]:
+    """n synthetic two-row plates of a seed, each laid side by side as the unit reads them
+    (synth.two_row_sample); cached like synth_set."""
+    path = CACHE / f"reader-tworow-{split}-s{seed}-n{n}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], list(z["y"])
+    chunk = 500
+    jobs = [(seed * 100019 + 7 + k, min(chunk, n - k * chunk), split) for k in range((n + chunk - 1) // chunk)]
+    xs, ys = [], []
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for x, y in pool.imap(_two_row_chunk, jobs):
+            xs.append(x); ys.extend(y)
+            print(f"  two-row {split}: {len(ys)}/{n}", file=sys.stderr, flush=True)
+    x = np.concatenate(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, x=x, y=np.array(ys))
+    return x, ys
+
+
 def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
                fixes: bool = True, hand: bool = True, scene_share: float = 0.0) -> tuple[np.ndarray, list[str]]:
     """Real crops with pseudo-labels (RapidOCR confidence >= `min_conf`); training crops get `variants`
@@ -214,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth-framing", type=float, default=0.0, metavar="SHARE",
                     help="share of the synthetic plates cropped as the unit frames a detector box "
                          "(synth.detector_framing) instead of by synth.jitter_box")
+    ap.add_argument("--two-row", type=int, default=0, metavar="N",
+                    help="N more synthetic two-row plates, laid side by side as the unit reads them (unit.rows)")
     ap.add_argument("--min-label-conf", type=float, default=0.0,
                     help="train only on pseudo-labels at or above this RapidOCR confidence (valid crops: all)")
     ap.add_argument("--raw-labels", action="store_true",
@@ -251,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
                             not args.no_hand_labels, args.scene_variants)
     x_pv, y_pv = pseudo_set("valid", 0, args.seed)
+    if args.two_row:
+        x_tr, y_tr = two_row_set(args.seed, args.two_row, "train", args.workers)
+        x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
     print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
     x = np.concatenate([x_syn, x_pt]) if len(x_pt) else x_syn
@@ -283,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
               "hand_labels": not (args.raw_labels or args.no_hand_labels), "scene_variants": args.scene_variants,
-              "synth_framing": args.synth_framing,
+              "synth_framing": args.synth_framing, "two_row": args.two_row,
               "machine": machine(),
               "keras_backend": keras.backend.backend()}
     t1 = time.time()
