@@ -217,6 +217,21 @@ def render_us(rng: np.random.Generator, fonts: list[str], decor: list[str]) -> R
     return RenderedPlate(_rounded(img, 20), text)
 
 
+EU_COUNTRIES = ["D", "F", "GB", "RO", "I", "NL", "PL", "E", "UK", "B", "CZ"]
+
+
+def _euroband(d: ImageDraw.ImageDraw, rng: np.random.Generator, fonts: list[str], left: int, H: int,
+              countries: list[str], text_box: tuple[int, int, int, int], stars: bool = False) -> None:
+    """The blue band at a European plate's left edge, with its country code (and the ring of stars)."""
+    d.rectangle((0, 0, left, H), fill=(20, 50, 160))
+    if stars:
+        for k in range(12):      # the ring of stars, as dots
+            a = 2 * math.pi * k / 12
+            x, y = left / 2 + left * 0.28 * math.cos(a), H * 0.3 + left * 0.28 * math.sin(a)
+            d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(240, 200, 30))
+    _draw_text_fit(d, _pick(rng, countries), _pick(rng, fonts), text_box, (240, 240, 240), rng)
+
+
 def render_eu(rng: np.random.Generator, fonts: list[str]) -> RenderedPlate:
     W, H = 520, 112
     text = plate_text(rng, _pick_weighted(rng, FORMATS_EU))
@@ -226,9 +241,7 @@ def render_eu(rng: np.random.Generator, fonts: list[str]) -> RenderedPlate:
     left = 0
     if rng.random() < 0.8:
         left = 46
-        d.rectangle((0, 0, left, H), fill=(20, 50, 160))
-        _draw_text_fit(d, _pick(rng, ["D", "F", "GB", "RO", "I", "NL", "PL", "E", "UK", "B"]), _pick(rng, fonts),
-                       (6, int(H * 0.6), left - 6, H - 8), (240, 240, 240), rng)
+        _euroband(d, rng, fonts, left, H, EU_COUNTRIES[:-1], (6, int(H * 0.6), left - 6, H - 8))
     font = _pick(rng, fonts)
     _draw_text_fit(d, _main_text_with_separator(text, rng), font, (left + 14, 14, W - 14, H - 14), (15, 15, 15), rng)
     d.rectangle((1, 1, W - 2, H - 2), outline=(10, 10, 10), width=3)
@@ -267,13 +280,7 @@ def render_two_row(rng: np.random.Generator, fonts: list[str]) -> tuple[Rendered
     left = 0
     if rng.random() < 0.6:
         left = int(W * 0.13)
-        d.rectangle((0, 0, left, H), fill=(20, 50, 160))
-        for k in range(12):      # the ring of stars, as dots
-            a = 2 * math.pi * k / 12
-            x, y = left / 2 + left * 0.28 * math.cos(a), H * 0.3 + left * 0.28 * math.sin(a)
-            d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(240, 200, 30))
-        _draw_text_fit(d, _pick(rng, ["D", "F", "GB", "RO", "I", "NL", "PL", "E", "UK", "B", "CZ"]), _pick(rng, fonts),
-                       (3, int(H * 0.6), left - 3, int(H * 0.85)), (240, 240, 240), rng)
+        _euroband(d, rng, fonts, left, H, EU_COUNTRIES, (3, int(H * 0.6), left - 3, int(H * 0.85)), stars=True)
     gap = rng.uniform(0.46, 0.54)
     font = _pick(rng, fonts)
     m = int(W * 0.05)
