@@ -247,3 +247,17 @@ def test_two_row_samples_are_laid_side_by_side_and_labelled_top_row_first():
         crop, text = synth.two_row_sample(rng, sc)
         assert crop.width > 2.5 * crop.height                      # the rows now side by side
         assert 3 <= len(text) <= 9 and set(text) <= set(ALPHABET)
+
+
+def test_plates_are_cut_only_from_full_size_scenes(tmp_path):
+    """A bundle's scenes are downscaled backgrounds: cutting a labelled box from one would train the
+    reader on the wrong pixels, so it is refused by name."""
+    sc = scenes("train")[0]
+    full = pseudolabel.full_scene(sc.image, (sc.width, sc.height))
+    assert full.size == (sc.width, sc.height) and full.mode == "RGB"
+    small = tmp_path / "small.jpg"
+    full.resize((sc.width // 4, sc.height // 4)).save(small)
+    with pytest.raises(ValueError, match="full-size training scenes"):
+        pseudolabel.full_scene(small, (sc.width, sc.height))
+    name, (scene, box) = next(iter(pseudolabel.scene_boxes("train").items()))
+    assert name.endswith(".png") and scene.image.exists() and box[2] > box[0]

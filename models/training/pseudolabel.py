@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.training.datasets import scenes
+from models.training.datasets import Scene, scenes
 
 PLATE_LIKE = re.compile(r"^(?=.*\d)[A-Z0-9]{4,8}$")
 MIN_WIDTH = 28
@@ -59,9 +59,21 @@ def read_boxes(split: str, scene, min_width: int = MIN_WIDTH) -> list[tuple[str,
     return [(crop_name(split, scene.image, k), b) for k, b in enumerate(big)]
 
 
-def scene_boxes(split: str, min_width: int = MIN_WIDTH) -> dict[str, tuple[Path, tuple[float, float, float, float]]]:
-    """crop file -> (scene image, plate box) for the whole split, as the labeller names the crops."""
-    return {name: (sc.image, box) for sc in scenes(split) for name, box in read_boxes(split, sc, min_width)}
+def scene_boxes(split: str, min_width: int = MIN_WIDTH) -> dict[str, tuple[Scene, tuple[float, float, float, float]]]:
+    """crop file -> (scene, plate box) for the whole split, as the labeller names the crops."""
+    return {name: (sc, box) for sc in scenes(split) for name, box in read_boxes(split, sc, min_width)}
+
+
+def full_scene(path: Path, size: tuple[int, int]) -> Image.Image:
+    """A scene's image, refused unless it has the size its labels give (`Scene.width`, `.height`):
+    plate boxes are in those pixels, and a bundle for another machine (models.training.bundle)
+    carries the scenes downscaled as backgrounds only, where a box would cut the wrong place."""
+    im = Image.open(path)
+    if im.size != tuple(size):
+        raise ValueError(f"{path}: {im.width}x{im.height}, but its labels say {size[0]}x{size[1]}; "
+                         "cutting plates from the scene (--scene-variants) needs the full-size training scenes, "
+                         "not a bundle's downscaled ones")
+    return im.convert("RGB")
 
 
 def plate_crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:

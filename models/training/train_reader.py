@@ -146,11 +146,11 @@ def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
 
 def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int, min_conf: float,
                 scene_share: float = 0.0):
-    from models.training.pseudolabel import scene_boxes
+    from models.training.pseudolabel import full_scene, scene_boxes
     from models.training.synth import damage, detector_framing, jitter_box
     rng = np.random.default_rng(seed)
     where = scene_boxes(split) if scene_share and variants else {}
-    scene = functools.lru_cache(maxsize=4)(lambda p: Image.open(p).convert("RGB"))
+    scene = functools.lru_cache(maxsize=4)(full_scene)
     xs, ys = [], []
     for row in rows:
         # a label read by eye is kept whatever RapidOCR's confidence was
@@ -162,7 +162,7 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
             if row["file"] in where and rng.random() < scene_share:
                 # cut from the scene with real surroundings, framed as the unit frames a detector box
                 src, box = where[row["file"]]
-                sc = scene(src)
+                sc = scene(src.image, (src.width, src.height))
                 x0, y0, x1, y1 = detector_framing(rng, box)
                 v = sc.crop((int(max(0, x0)), int(max(0, y0)), int(min(sc.width, x1)), int(min(sc.height, y1))))
             else:
