@@ -116,7 +116,10 @@ def test_eval_crops_format_table(tmp_path, capsys):
     assert "images" in out and "exact read (top-1)" in out and "threads" in out
     assert cli.main(["eval", str(tmp_path), "--framings", "1", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["framings"] == 1 and r["images"] == 3
+    assert r["framings"] == 1 and r["images"] == 3 and r["two_row_plates"] is True
+    assert "two-row plates" in out
+    assert cli.main(["eval", str(tmp_path), "--one-row", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["two_row_plates"] is False
 
 
 def test_candidates_are_averaged_over_framings():

@@ -48,6 +48,24 @@ def test_example_config_is_valid_and_complete(cfgdir):
     assert cfg.uplink["batch_size"] == 50 and cfg.uplink["url"].startswith("https://")
     assert cfg.central_kid == seal.key_id(cfg.central_public_key)
     assert cfg.status_path == str(cfgdir / "buf.sqlite") + ".status.json"
+    assert cfg.recognition.two_row_plates is True and cfg.recognition.framings == 2
+
+
+def test_two_row_plates_can_be_turned_off_and_reach_the_recogniser(cfgdir):
+    from unit.health import Health
+    from unit.pipeline import ModelHolder
+    edit(cfgdir / "unit.toml", "two_row_plates = true", "two_row_plates = false")
+    cfg = load(cfgdir / "unit.toml")
+    assert cfg.recognition.two_row_plates is False
+    assert ModelHolder(cfg.recognition, Health("t")).get().two_row is False
+    assert ModelHolder(load(_without_two_row_key(cfgdir)).recognition, Health("t")).get().two_row is True
+
+
+def _without_two_row_key(cfgdir: Path) -> Path:
+    """The example config with the two-row key left out: the default applies."""
+    p = cfgdir / "defaults.toml"
+    p.write_text((cfgdir / "unit.toml").read_text().replace("two_row_plates = false", ""))
+    return p
 
 
 @pytest.mark.parametrize("old,new,message", [
@@ -60,6 +78,7 @@ def test_example_config_is_valid_and_complete(cfgdir):
     ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
     ("min_read_confidence = 0.10", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
     ("framings = 2 ", "framings = 3 ", "recognition.framings: expected an integer from 1 to 2"),
+    ("two_row_plates = true", 'two_row_plates = "no"', "recognition.two_row_plates: expected true or false"),
     ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
     ('level = "INFO"', 'level = "LOUD"', "log.level: expected one of"),
     ("window_s = 10", "windw_s = 10", "dedup.windw_s: unknown key"),

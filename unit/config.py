@@ -87,6 +87,7 @@ class RecognitionConfig:
     threads: int = 1
     top_n: int = 5
     framings: int = 2                  # reader passes per plate (unit.recognise.framing_sets)
+    two_row_plates: bool = True        # also read a two-row plate with its rows side by side (unit.rows)
     min_det_score: float = 0.3
     min_frame_confidence: float = 0.0   # both chosen on valid-split clips: see docs/hil.md
     min_read_confidence: float = 0.10
@@ -365,7 +366,7 @@ def _camera(top: _Section) -> CameraConfig:
 
 
 def _simple(top: _Section, name: str, cls: type, spec: dict[str, tuple]) -> Any:
-    """Read a flat section whose keys are all numbers/strings: spec maps key -> (kind, lo, hi)."""
+    """Read a flat section of numbers, strings, choices and flags: spec maps key -> (kind, lo, hi)."""
     s = _Section(top.table(name), name, _fields(cls))
     s.check_unknown()
     d = cls()
@@ -375,6 +376,8 @@ def _simple(top: _Section, name: str, cls: type, spec: dict[str, tuple]) -> Any:
             out[k] = s.text(k, getattr(d, k))
         elif kind == "choice":
             out[k] = s.choice(k, rest[0], getattr(d, k))
+        elif kind == "flag":
+            out[k] = s.flag(k, getattr(d, k))
         else:
             out[k] = s.num(k, getattr(d, k), rest[0], rest[1] if len(rest) > 1 else None, integer=kind == "int")
     return cls(**out)
@@ -412,6 +415,7 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
         cam = replace(cam, source=resolve(cam.source))
     rec = _simple(top, "recognition", RecognitionConfig, {
         "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, 20), "framings": ("int", 1, 2),
+        "two_row_plates": ("flag",),
         "min_det_score": ("num", 0, 1), "min_frame_confidence": ("num", 0, 1),
         "min_read_confidence": ("num", 0, 1), "min_chars": ("int", 1, 10), "retry_model_s": ("num", 1)})
     if rec.model_dir:

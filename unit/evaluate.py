@@ -99,11 +99,11 @@ def load_crops(folder: Path) -> list[Item]:
 
 
 def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
-             progress=None, framings: int = 2) -> dict:
+             progress=None, framings: int = 2, two_row: bool = True) -> dict:
     from unit.recognise import recogniser_with_passes
     fmt = detect_format(folder)
     items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
-    rec = recogniser_with_passes(framings, model_dir=model_dir, threads=threads, top_n=top_n)
+    rec = recogniser_with_passes(framings, model_dir=model_dir, threads=threads, top_n=top_n, two_row=two_row)
     exact = topn = detected = 0
     cer_sum = 0.0
     times: list[float] = []
@@ -143,7 +143,7 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
         "detected": (detected / n) if fmt == "endtoend" else None,
         "cer": cer_sum / n,
         "ms_median": float(np.median(times)), "ms_p90": float(np.percentile(times, 90)),
-        "threads": threads, "framings": framings, "models": rec.versions(),
+        "threads": threads, "framings": framings, "two_row_plates": two_row, "models": rec.versions(),
         # a model folder without detector.json falls back to the default threshold: show which applied
         "score_threshold": rec.score_threshold,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -158,6 +158,7 @@ def format_table(r: dict) -> str:
             ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
             ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
             ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])),
+            ("two-row plates", "read side by side" if r.get("two_row_plates", True) else "read as one row"),
             ("detector score threshold", f"{r['score_threshold']:g}"), ("peak memory", f"{r['peak_rss_mb']} MB")]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k:<{w}}  {v}" for k, v in rows]
@@ -177,6 +178,8 @@ def add_parser(sub):
     p.add_argument("--misreads", action="store_true", help="also list every wrong read")
     p.add_argument("--framings", type=int, choices=(1, 2), default=2,
                    help="reader passes per plate, as the unit's recognition.framings (default 2)")
+    p.add_argument("--one-row", action="store_true",
+                   help="read every plate as one row, as a unit with recognition.two_row_plates = false")
     return p
 
 
@@ -185,7 +188,7 @@ def run(args) -> int:
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.json else None
     try:
         r = evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models, progress=say,
-                     framings=args.framings)
+                     framings=args.framings, two_row=not args.one_row)
     except EvalInputError as exc:
         print(f"alpr-unit eval: {exc}", file=sys.stderr)
         return 2

@@ -52,7 +52,8 @@ class ModelHolder:
     def _default_factory(self) -> Any:
         from unit.recognise import recogniser_with_passes
         return recogniser_with_passes(self.cfg.framings, model_dir=self.cfg.model_dir or None,
-                                      threads=self.cfg.threads, top_n=self.cfg.top_n)
+                                      threads=self.cfg.threads, top_n=self.cfg.top_n,
+                                      two_row=self.cfg.two_row_plates)
 
     def get(self) -> Any:
         if self.recogniser is not None or self.clock() < self._next_try:
