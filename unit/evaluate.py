@@ -158,7 +158,7 @@ def format_table(r: dict) -> str:
             ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
             ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
             ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])),
-            ("two-row plates", "read side by side" if r.get("two_row_plates", True) else "read as one row"),
+            ("two-row plates", "read side by side" if r["two_row_plates"] else "read as one row"),
             ("detector score threshold", f"{r['score_threshold']:g}"), ("peak memory", f"{r['peak_rss_mb']} MB")]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k:<{w}}  {v}" for k, v in rows]

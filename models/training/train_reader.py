@@ -35,18 +35,40 @@ CACHE = ROOT / "cache"
 MAX_LABEL = 10
 
 
-def _synth_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
-    seed, n, split, *rest = args      # (seed, n, split[, share of crops framed as a detector box])
-    from models.training.synth import reader_sample
+def _render(sample, seed: int, n: int, split: str) -> tuple[np.ndarray, list[str]]:
+    """n crops of `sample(rng, scenes)` from one seed, as the reader sees them."""
     rng = np.random.default_rng(seed)
     sc = scenes(split)
     xs = np.zeros((n, READER_H, READER_W), np.uint8)
     ys = []
     for i in range(n):
-        crop, text = reader_sample(rng, sc, rest[0] if rest else 0.0)
+        crop, text = sample(rng, sc)
         xs[i] = reader_input(crop)
         ys.append(text)
     return xs, ys
+
+
+def _synth_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
+    seed, n, split, *rest = args      # (seed, n, split[, share of crops framed as a detector box])
+    from models.training.synth import reader_sample
+    return _render(functools.partial(reader_sample, detector_share=rest[0] if rest else 0.0), seed, n, split)
+
+
+def _render_in_workers(chunk, jobs: list[tuple], workers: int, what: str, n: int, path: Path,
+                       xs: list[np.ndarray], ys: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Render `jobs` with `chunk` in worker processes after the chunks already in xs / ys, and cache
+    the whole set at `path`."""
+    t = time.time()
+    # spawned, not forked: a parent holding inference threads (a test that ran the recogniser first)
+    # can fork a worker that waits forever on a lock one of those threads held
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for x, y in pool.imap(chunk, jobs):
+            xs.append(x); ys.extend(y)
+            print(f"  {what}: {len(ys)}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+    x = np.concatenate(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, x=x, y=np.array(ys))
+    return x, ys
 
 
 def synth_set(seed: int, n: int, split: str, workers: int = 2,
@@ -73,31 +95,13 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2,
         z = np.load(cached[max(done)])
         xs.append(z["x"]); ys.extend(z["y"])
         jobs = jobs[max(done) // chunk:]
-    t = time.time()
-    # spawned, not forked: a parent holding inference threads (a test that ran the recogniser first)
-    # can fork a worker that waits forever on a lock one of those threads held
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for i, (x, y) in enumerate(pool.imap(_synth_chunk, jobs)):
-            xs.append(x); ys.extend(y)
-            print(f"  synth {split}: {len(ys)}/{n} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
-    x = np.concatenate(xs)
-    CACHE.mkdir(exist_ok=True)
-    np.savez(path, x=x, y=np.array(ys))
-    return x, ys
+    return _render_in_workers(_synth_chunk, jobs, workers, f"synth {split}", n, path, xs, ys)
 
 
 def _two_row_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
     seed, n, split = args
     from models.training.synth import two_row_sample
-    rng = np.random.default_rng(seed)
-    sc = scenes(split)
-    xs = np.zeros((n, READER_H, READER_W), np.uint8)
-    ys = []
-    for i in range(n):
-        crop, text = two_row_sample(rng, sc)
-        xs[i] = reader_input(crop)
-        ys.append(text)
-    return xs, ys
+    return _render(two_row_sample, seed, n, split)
 
 
 def two_row_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.ndarray, list[str]]:
@@ -109,15 +113,7 @@ def two_row_set(seed: int, n: int, split: str, workers: int = 2) -> tuple[np.nda
         return z["x"], list(z["y"])
     chunk = 500
     jobs = [(seed * 100019 + 7 + k, min(chunk, n - k * chunk), split) for k in range((n + chunk - 1) // chunk)]
-    xs, ys = [], []
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for x, y in pool.imap(_two_row_chunk, jobs):
-            xs.append(x); ys.extend(y)
-            print(f"  two-row {split}: {len(ys)}/{n}", file=sys.stderr, flush=True)
-    x = np.concatenate(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)
-    CACHE.mkdir(exist_ok=True)
-    np.savez(path, x=x, y=np.array(ys))
-    return x, ys
+    return _render_in_workers(_two_row_chunk, jobs, workers, f"two-row {split}", n, path, [], [])
 
 
 def pseudo_set(split: str, variants: int, seed: int, min_conf: float = 0.0,
