@@ -89,6 +89,43 @@ def test_missing_or_corrupt_model_is_a_model_error(tmp_path):
         Recogniser(model_dir=tmp_path)
 
 
+def _models_with_card(tmp_path: Path, name: str, **card) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    for f in ("detector.tflite", "reader.tflite", "reader.json"):
+        shutil.copy(MODEL_DIR / f, d / f)
+    base = json.loads((MODEL_DIR / "detector.json").read_text())
+    (d / "detector.json").write_text(json.dumps({**base, **card}))
+    return d
+
+
+def test_detector_boxes_grow_by_the_cards_box_scale(tmp_path):
+    """The card's per-axis box_scale grows each box about its centre; the shipped card grows them."""
+    shipped = json.loads((MODEL_DIR / "detector.json").read_text())["box_scale"]
+    assert all(1.0 < v < 1.2 for v in shipped)
+    img, _ = _photo(0)
+    raw = Recogniser(model_dir=_models_with_card(tmp_path, "raw", box_scale=[1, 1])).detect(img)
+    grown = Recogniser(model_dir=_models_with_card(tmp_path, "grown", box_scale=[1.5, 1.25])).detect(img)
+    assert raw and len(raw) == len(grown)
+    for (b, s), (g, t) in zip(raw, grown):
+        assert s == t
+        assert (g[2] - g[0]) == pytest.approx(1.5 * (b[2] - b[0]))
+        assert (g[3] - g[1]) == pytest.approx(1.25 * (b[3] - b[1]))
+        assert g[0] + g[2] == pytest.approx(b[0] + b[2]) and g[1] + g[3] == pytest.approx(b[1] + b[3])
+    # a card without the key (an older model) reads boxes as they come
+    old = _models_with_card(tmp_path, "old")
+    card = json.loads((old / "detector.json").read_text())
+    del card["box_scale"]
+    (old / "detector.json").write_text(json.dumps(card))
+    assert Recogniser(model_dir=old).box_scale == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("bad", [[1.1], [1.1, "x"], [1.1, 3.0], 1.1, [True, 1.0]])
+def test_a_malformed_box_scale_is_a_model_error_naming_it(tmp_path, bad):
+    with pytest.raises(ModelError, match="box_scale"):
+        Recogniser(model_dir=_models_with_card(tmp_path, "bad", box_scale=bad))
+
+
 def test_eval_goes_on_past_a_corrupt_image(tmp_path, capsys):
     src = load_endtoend(BENCH / "endtoend" / "us")[:2]
     for it in src:

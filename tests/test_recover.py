@@ -77,7 +77,7 @@ def test_dequantised_detector_finds_what_the_int8_detector_finds():
     conv and depthwise conv in place, batch norm folded) must give the same boxes on real frames."""
     from models.training.recover import float_detector
     from models.training.train_detector import build_model
-    from unit.detect import decode
+    from unit.detect import BOX_UNIT
     from unit.preprocess import DET_H, DET_W, letterbox
     trained = float_detector(ROOT / "models" / "detector.tflite")
     full = build_model(DET_W, DET_H, norm=False)
@@ -89,13 +89,14 @@ def test_dequantised_detector_finds_what_the_int8_detector_finds():
         x = letterbox(Image.open(VALID / json.loads(label.read_text())["image"]).convert("RGB"))[0]
         x = x[None].astype(np.float32) / 255.0
         a, b = np.asarray(full.predict(x, verbose=0))[0], q.run(x)[0]
-        assert np.abs(a[..., 0] - b[..., 0]).max() < 0.06          # scores: int8 rounding only
-        # every clear int8 box has a float box in the same place (a margin on the threshold, since
-        # rounding moves a score near it to either side)
-        floats = np.array([d[:4] for d in decode(a, 0.25)]).reshape(-1, 4)
-        for box in decode(b, 0.35):
-            found += 1
-            assert len(floats) and np.abs(floats - np.array(box[:4])).max(axis=1).min() < 6.0   # detector px
+        # scores: int8 rounding only, a few output steps at most (the file shipped since the eighth
+        # session is itself a re-export of a dequantised net, so its rounding compounds once more)
+        assert np.abs(a[..., 0] - b[..., 0]).max() < 6 * q._out["quantization"][0]
+        # every cell the int8 file scores as a plate puts the box edges where the float net does; cell
+        # by cell, since NMS between two near-tied neighbours may keep either's box
+        cells = b[..., 0] >= 0.35
+        found += int(cells.sum())
+        assert np.abs(a[..., 1:5] - b[..., 1:5])[cells].max(initial=0) * BOX_UNIT < 6.0   # detector px
     assert found > 0
 
 

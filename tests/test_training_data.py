@@ -261,3 +261,41 @@ def test_plates_are_cut_only_from_full_size_scenes(tmp_path):
         pseudolabel.full_scene(small, (sc.width, sc.height))
     name, (scene, box) = next(iter(pseudolabel.scene_boxes("train").items()))
     assert name.endswith(".png") and scene.image.exists() and box[2] > box[0]
+
+
+def test_box_calibration_brings_the_median_box_to_the_plates_size():
+    """Boxes 0.80 and 0.84 of the plates' widths (0.9 of their heights) are calibrated by 1/0.82 and
+    1/0.9; a plate under the readable width, boxed three times too big, does not count."""
+    from models.training.train_detector import READABLE, box_calibration
+    from unit.detect import BOX_UNIT, STRIDE
+    from unit.preprocess import letterbox
+    im = Image.new("RGB", (640, 360))
+    plates = np.array([[100, 100, 260, 140], [400, 200, 500, 230], [300, 300, 320, 306]], np.float32)
+    shrink = [(0.80, 0.9), (0.84, 0.9), (3.0, 3.0)]
+    assert plates[2, 2] - plates[2, 0] < READABLE * im.width
+
+    def run(x, which=(0, 1, 2)):
+        _, lb = letterbox(im)
+        out = np.zeros((x.shape[0] // STRIDE, x.shape[1] // STRIDE, 5), np.float32)
+        for k in which:
+            x0, y0, x1, y1 = plates[k] * lb.scale + [lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y]
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            hw, hh = (x1 - x0) / 2 * shrink[k][0], (y1 - y0) / 2 * shrink[k][1]
+            gx, gy = int(cx // STRIDE), int(cy // STRIDE)
+            ccx, ccy = (gx + 0.5) * STRIDE, (gy + 0.5) * STRIDE
+            out[gy, gx] = [1.0, (ccx - cx + hw) / BOX_UNIT, (ccy - cy + hh) / BOX_UNIT,
+                           (cx + hw - ccx) / BOX_UNIT, (cy + hh - ccy) / BOX_UNIT]
+        return out
+
+    sx, sy = box_calibration(run, [(im, plates)], 0.5)
+    assert sx == pytest.approx(1 / 0.82, abs=2e-3) and sy == pytest.approx(1 / 0.9, abs=2e-3)
+    assert box_calibration(lambda x: run(x, which=(0, 1)), [(im, plates)], 0.5) == [sx, sy]
+    # nothing found: no calibration
+    assert box_calibration(lambda x: run(x, which=()), [(im, plates)], 0.5) == [1.0, 1.0]
+
+
+def test_detector_epochs_zero_needs_a_file_to_re_export():
+    from models.training import train_detector
+    with pytest.raises(SystemExit) as e:
+        train_detector.main(["--epochs", "0"])
+    assert e.value.code == 2

@@ -76,7 +76,7 @@ def _without_two_row_key(cfgdir: Path) -> Path:
     ("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.5, 0.3, 0.2, 1.0]", "lanes[0].roi: expected [x0, y0, x1, y1]"),
     ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),
     ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
-    ("min_read_confidence = 0.10", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
+    ("min_read_confidence = 0.15", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
     ("framings = 2 ", "framings = 3 ", "recognition.framings: expected an integer from 1 to 2"),
     ("two_row_plates = true", 'two_row_plates = "no"', "recognition.two_row_plates: expected true or false"),
     ("gain_max = 8.0", "gain_max = 0.5", "camera.gain_max: expected a number from 1.0 to 64.0"),
@@ -111,7 +111,7 @@ def test_uplink_section_is_passed_through(cfgdir):
 
 def test_changed_keys_split_live_from_restart(cfgdir):
     a = load(cfgdir / "unit.toml")
-    edit(cfgdir / "unit.toml", "min_read_confidence = 0.10", "min_read_confidence = 0.6")
+    edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.6")
     edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 4")
     edit(cfgdir / "unit.toml", "burst_frames = 5", "burst_frames = 7")
     live, restart = changed_keys(a, load(cfgdir / "unit.toml"))
@@ -164,7 +164,7 @@ def test_running_unit_reloads_live_keys_without_restart_and_names_the_rest(cfgdi
         watcher = watch_files(unit, cfg)
         caplog.set_level(logging.INFO)
         try:
-            edit(cfgdir / "unit.toml", "min_read_confidence = 0.10", "min_read_confidence = 0.75")
+            edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.75")
             edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 3")
             edit(cfgdir / "unit.toml", "shutter_us = 1000", "shutter_us = 500")
             assert wait_for(lambda: unit.stage.cfg.recognition.min_read_confidence == 0.75)

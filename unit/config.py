@@ -90,7 +90,7 @@ class RecognitionConfig:
     two_row_plates: bool = True        # also read a two-row plate with its rows side by side (unit.rows)
     min_det_score: float = 0.3
     min_frame_confidence: float = 0.0   # both chosen on valid-split clips: see docs/hil.md
-    min_read_confidence: float = 0.10
+    min_read_confidence: float = 0.15
     min_chars: int = 2
     retry_model_s: float = 60.0        # a missing or corrupt model is retried this often
 

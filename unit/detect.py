@@ -48,3 +48,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
             ov = iou(boxes[i], boxes[rest])
             order = [int(j) for j, o in zip(rest, ov) if o < thr]
     return keep
+
+
+def scale_box(box: tuple[float, float, float, float], sx: float, sy: float) -> tuple[float, float, float, float]:
+    """A box grown (or shrunk) about its centre: sx times as wide, sy times as high."""
+    x0, y0, x1, y1 = box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * sx, (y1 - y0) / 2 * sy
+    return (cx - hw, cy - hh, cx + hw, cy + hh)

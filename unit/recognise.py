@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from unit import ctc, plates, rows
-from unit.detect import decode
+from unit.detect import decode, scale_box
 from unit.litert import Model, ModelError
 from unit.preprocess import READER_H, READER_W, letterbox, reader_input
 
@@ -103,6 +103,9 @@ class Recogniser:
         if score_threshold is None:
             score_threshold = _card_value(d / "detector.json", "score_threshold", DEFAULT_SCORE_THRESHOLD)
         self.score_threshold = float(score_threshold)
+        # the detector's boxes run smaller than the plates (the reader learned truth-centred framings):
+        # its card carries the per-axis growth that brings their median to the plate's size
+        self.box_scale = card_box_scale(d / "detector.json")
         self.top_n = top_n
         self.min_confidence = min_confidence
         self.two_row = two_row
@@ -126,7 +129,8 @@ class Recogniser:
     def _detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         x, lb = letterbox(image, self._det_size)
         out = self.detector.run(x[None].astype(np.float32) / 255.0)[0]
-        return [(lb.to_original(d[:4]), d[4]) for d in decode(out, self.score_threshold)]
+        sx, sy = self.box_scale
+        return [(scale_box(lb.to_original(d[:4]), sx, sy), d[4]) for d in decode(out, self.score_threshold)]
 
     def _ctc(self, crop: np.ndarray) -> list[tuple[str, float]]:
         x = reader_input(crop)[None, ..., None].astype(np.float32) / 255.0
@@ -225,6 +229,23 @@ def reframed_row(h: int, py: float, row: int | None) -> int | None:
         return None
     src = reframe(np.arange(h).reshape(h, 1), 0.0, py)[:, 0]    # each new row's source row
     return int(np.searchsorted(src, row))
+
+
+def card_box_scale(path: Path) -> tuple[float, float]:
+    """`box_scale` [sx, sy] of a detector card; (1, 1) where the card or the key is absent (older
+    models). A value that is there but wrong is an error: silently reading unscaled boxes would cost reads."""
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return (1.0, 1.0)
+    if not isinstance(card, dict) or "box_scale" not in card:
+        return (1.0, 1.0)
+    v = card["box_scale"]
+    ok = (isinstance(v, list) and len(v) == 2
+          and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0.5 <= x <= 2.0 for x in v))
+    if not ok:
+        raise ModelError(f"{path}: box_scale must be [sx, sy], each between 0.5 and 2, not {v!r}")
+    return (float(v[0]), float(v[1]))
 
 
 def _card_value(path: Path, key: str, default: float) -> float:
