@@ -21,6 +21,7 @@ from typing import Any
 
 from hil import make_clips
 from unit import clips as clips_mod
+from unit.cliargs import join_opaque
 
 HERE = Path(__file__).resolve().parent
 DEMO_CLIPS = HERE / "clips"
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", nargs="?", default=str(DEMO_CLIPS))
     p.add_argument("--no-check", action="store_true", help="skip checking each vehicle with the shipped models")
     p.set_defaults(func=lambda a: __import__("hil.build_demo", fromlist=["run"]).run(a))
-    args = parser.parse_args(argv)
+    # an enrolment token may start with "-" (unit.cliargs)
+    args = parser.parse_args(join_opaque(list(sys.argv[1:] if argv is None else argv), ("--token",)))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from provisioning.common import Refused, Usage, fail
+from unit.cliargs import join_opaque
 from unit.update import default_root
 
 COMMANDS = {
@@ -52,21 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 OPAQUE = ("--token",)     # values that may start with "-" (a url-safe token can): never read as an option
 
 
-def _join_opaque(argv: list[str]) -> list[str]:
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in OPAQUE and i + 1 < len(argv):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(argv[i])
-        i += 1
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_opaque(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(join_opaque(list(sys.argv[1:] if argv is None else argv), OPAQUE))
     try:
         return int(args._run(args) or 0)
     except Usage as exc:

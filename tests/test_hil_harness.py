@@ -177,3 +177,16 @@ idle_s = 0.1
     from unit.config import load
     st = status.collect(load(tmp_path / "unit.toml"))
     assert st["service"] == "stopped" and st["uplink"]["state"] == "idle" and st["uplink"]["stored"] == 2
+
+
+def test_a_token_that_starts_with_a_dash_is_taken_as_the_token(capsys):
+    """secrets.token_urlsafe starts with "-" one time in 64; argparse alone then stops at
+    `--token -Xy` ("expected one argument"), which once failed scripts/demo.sh at random."""
+    from hil import cli as hil_cli
+    from unit.cliargs import join_opaque
+    assert join_opaque(["run", "--token", "-Xy_z", "--json"], ["--token"]) == ["run", "--token=-Xy_z", "--json"]
+    assert join_opaque(["--token"], ["--token"]) == ["--token"]    # no value: argparse says so
+    # parsed as the token: the run goes on to its own check (no --central-home), exit 2 with its message
+    assert hil_cli.main(["run", "--central-url", "http://127.0.0.1:9", "--token", "-Xy_z"]) == 2
+    err = capsys.readouterr().err
+    assert "--central-url needs --central-home" in err and "expected one argument" not in err
