@@ -2,6 +2,7 @@
 labelled in the reader's alphabet, and the pseudo-labelled validation folders come out in the formats
 `alpr-unit eval` reads (so models are chosen on real photos that are neither trained on nor the
 benchmark)."""
+import argparse
 import csv
 
 import numpy as np
@@ -298,4 +299,16 @@ def test_detector_epochs_zero_needs_a_file_to_re_export():
     from models.training import train_detector
     with pytest.raises(SystemExit) as e:
         train_detector.main(["--epochs", "0"])
+    assert e.value.code == 2
+
+
+def test_detector_input_size_is_checked_by_name():
+    from models.training import train_detector
+    assert train_detector.input_size("448x256") == (448, 256)
+    assert train_detector.input_size("672X384") == (672, 384)
+    for bad in ("448", "447x256", "448x250", "32x32", "wide"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            train_detector.input_size(bad)
+    with pytest.raises(SystemExit) as e:
+        train_detector.main(["--input", "447x256", "--epochs", "0", "--init-tflite", "x"])
     assert e.value.code == 2

@@ -68,14 +68,14 @@ def targets(boxes: np.ndarray, size: int) -> np.ndarray:
 
 
 def sample(rng: np.random.Generator, im: Image.Image, boxes: np.ndarray,
-           synthetic: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+           synthetic: float = 0.0, size: tuple[int, int] = (DET_W, DET_H)) -> tuple[np.ndarray, np.ndarray]:
     if synthetic > 0 and len(boxes):
         boxes = boxes.copy()
         for k, b in enumerate(boxes):
             if b[2] - b[0] >= 12 and b[3] - b[1] >= 6 and rng.random() < synthetic:
                 im, boxes[k] = paste_over(rng, im, tuple(float(v) for v in b))
     # scale relative to the letterbox scale the unit will use for this frame
-    base = min(DET_W / im.width, DET_H / im.height)
+    base = min(size[0] / im.width, size[1] / im.height)
     s = base * float(np.exp(rng.uniform(np.log(0.5), np.log(2.2))))
     nw, nh = max(8, int(im.width * s)), max(8, int(im.height * s))
     scaled = im.resize((nw, nh), Image.BILINEAR)
@@ -115,11 +115,12 @@ def sample(rng: np.random.Generator, im: Image.Image, boxes: np.ndarray,
     return a, targets(b.reshape(-1, 4), CROP)
 
 
-def batches(data, batch: int, seed: int, steps: int, q: Queue, synthetic: float = 0.0) -> None:
+def batches(data, batch: int, seed: int, steps: int, q: Queue, synthetic: float = 0.0,
+            size: tuple[int, int] = (DET_W, DET_H)) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         idx = rng.integers(len(data), size=batch)
-        xs, ts = zip(*(sample(rng, *data[i], synthetic=synthetic) for i in idx))
+        xs, ts = zip(*(sample(rng, *data[i], synthetic=synthetic, size=size) for i in idx))
         q.put((np.stack(xs).astype(np.float32) / 255.0, np.stack(ts)))
     q.put(None)
 
@@ -195,13 +196,13 @@ def make_loss():
 READABLE = 0.06   # plates at least this fraction of the frame width: the ones a gate camera must read
 
 
-def evaluate(run, data, threshold: float) -> dict:
+def evaluate(run, data, threshold: float, size: tuple[int, int] = (DET_W, DET_H)) -> dict:
     """Recall at IoU >= 0.3 on letterboxed full frames, as the unit runs: over all plates and over
     readable ones (>= READABLE of the frame width); detections per frame."""
     hit = {"all": [0, 0], "readable": [0, 0]}
     ndet = 0
     for im, boxes in data:
-        x, lb = letterbox(im)
+        x, lb = letterbox(im, size)
         dets = decode(run(x), threshold)
         got = np.array([lb.to_original(d[:4]) for d in dets]).reshape(-1, 4)
         ndet += len(got)
@@ -216,14 +217,14 @@ def evaluate(run, data, threshold: float) -> dict:
             "readable_plates": hit["readable"][1], "detections_per_frame": ndet / max(1, len(data))}
 
 
-def box_calibration(run, data, threshold: float) -> list[float]:
+def box_calibration(run, data, threshold: float, size: tuple[int, int] = (DET_W, DET_H)) -> list[float]:
     """Per-axis growth [sx, sy] that brings the median detected box to the size of the plate it found
     (readable plates matched at IoU >= 0.3). The reader learns framings centred on the truth box
     (synth.detector_framing); the detector's boxes run a few per cent smaller, more so at a larger
     input, and reading them unscaled lost plates (models/README.md, eighth session)."""
     rw, rh = [], []
     for im, boxes in data:
-        x, lb = letterbox(im)
+        x, lb = letterbox(im, size)
         got = np.array([lb.to_original(d[:4]) for d in decode(run(x), threshold)]).reshape(-1, 4)
         if not len(got):
             continue
@@ -241,18 +242,33 @@ def box_calibration(run, data, threshold: float) -> list[float]:
     return [round(1.0 / float(np.median(rw)), 4), round(1.0 / float(np.median(rh)), 4)]
 
 
-def export_detector(model, data, path: Path, norm: bool = True) -> None:
+def export_detector(model, data, path: Path, norm: bool = True, size: tuple[int, int] = (DET_W, DET_H)) -> None:
     """The net trained on square crops, rebuilt at the unit's frame size; calibrated on 300 frames."""
-    full = build_model(DET_W, DET_H, norm=norm)
+    full = build_model(size[0], size[1], norm=norm)
     full.set_weights(model.get_weights())
-    export_int8(full, lambda: (letterbox(im)[0][None].astype(np.float32) / 255.0 for im, _ in data[:300]), path)
+    export_int8(full, lambda: (letterbox(im, size)[0][None].astype(np.float32) / 255.0 for im, _ in data[:300]), path)
+
+
+def input_size(text: str) -> tuple[int, int]:
+    """'672x384' -> (672, 384): both multiples of 16 (two stride-2 levels past the stride-8 grid)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. {DET_W}x{DET_H}") from None
+    if w < 64 or h < 64 or w % 16 or h % 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be multiples of 16, at least 64")
+    return (w, h)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=24,
-                    help="0 with --init-tflite: no training, re-export that detector at the unit's input size "
-                         "(unit.preprocess.DET_W x DET_H), with a new threshold sweep and box calibration")
+                    help="0 with --init-tflite: no training, re-export that detector at --input, with a new "
+                         "threshold sweep and box calibration")
+    ap.add_argument("--input", type=input_size, default=(DET_W, DET_H), metavar="WxH",
+                    help=f"the frame size the exported detector takes (default {DET_W}x{DET_H}, the unit's); "
+                         "smaller is quicker on a slow unit and finds fewer small plates (models/README.md). "
+                         "Training crops are scaled to it"),
     ap.add_argument("--steps", type=int, default=60, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
@@ -294,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         sched = keras.optimizers.schedules.CosineDecay(args.lr, total, alpha=0.02)
         model.compile(optimizer=keras.optimizers.Adam(sched), loss=make_loss())
         q: Queue = Queue(maxsize=6)
-        threading.Thread(target=batches, args=(train, args.batch, args.seed, total, q, args.synthetic),
+        threading.Thread(target=batches, args=(train, args.batch, args.seed, total, q, args.synthetic, args.input),
                          daemon=True).start()
     t1 = time.time()
     step = 0
@@ -309,19 +325,19 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t1
     out = Path(args.out)
     tfl = out / "detector.tflite"
-    export_detector(model, train, tfl, norm=norm)
+    export_detector(model, train, tfl, norm=norm, size=args.input)
     from unit.litert import Model
     m = Model(tfl, threads=1)
     run = lambda x: m.run(x[None].astype(np.float32) / 255.0)[0]
-    sweep = [evaluate(run, valid, t) for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)]
+    sweep = [evaluate(run, valid, t, args.input) for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)]
     # the reader is cheap (about 1 ms a crop) and rejects what is not a plate, so take the lowest
     # threshold that keeps the crops to read per frame at or below 4
     fit = [r for r in sweep if r["detections_per_frame"] <= 4.0] or sweep[-1:]
     best = min(fit, key=lambda r: r["threshold"])
     # measured on the training split, so that the valid split stays a fair judge of the reads
-    scale = box_calibration(run, train, best["threshold"])
+    scale = box_calibration(run, train, best["threshold"], args.input)
     card = {"model": "detector", "file": tfl.name, "bytes": tfl.stat().st_size, "params": int(model.count_params()),
-            "input": [DET_H, DET_W, 3], "stride": STRIDE, "seed": args.seed, "epochs": args.epochs,
+            "input": [args.input[1], args.input[0], 3], "stride": STRIDE, "seed": args.seed, "epochs": args.epochs,
             "steps_per_epoch": args.steps, "batch": args.batch, "init": args.init or args.init_tflite,
             "init_sha256": init_sha,
             "lr": args.lr, "synthetic": args.synthetic, "train_seconds": round(train_s),
