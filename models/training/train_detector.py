@@ -196,25 +196,33 @@ def make_loss():
 READABLE = 0.06   # plates at least this fraction of the frame width: the ones a gate camera must read
 
 
-def evaluate(run, data, threshold: float, size: tuple[int, int] = (DET_W, DET_H)) -> dict:
-    """Recall at IoU >= 0.3 on letterboxed full frames, as the unit runs: over all plates and over
-    readable ones (>= READABLE of the frame width); detections per frame."""
-    hit = {"all": [0, 0], "readable": [0, 0]}
-    ndet = 0
+def found(out: np.ndarray, lb, threshold: float) -> np.ndarray:
+    """(N, 4) boxes above `threshold` in one detector output, in the original frame's pixels."""
+    return np.array([lb.to_original(d[:4]) for d in decode(out, threshold)]).reshape(-1, 4)
+
+
+def sweep(run, data, thresholds, size: tuple[int, int] = (DET_W, DET_H)) -> list[dict]:
+    """Per threshold: recall at IoU >= 0.3 on letterboxed full frames, as the unit runs, over all
+    plates and over readable ones (>= READABLE of the frame width); detections per frame. The
+    detector runs once per frame, whatever the number of thresholds."""
+    hits = {t: {"all": [0, 0], "readable": [0, 0]} for t in thresholds}
+    ndet = dict.fromkeys(thresholds, 0)
     for im, boxes in data:
         x, lb = letterbox(im, size)
-        dets = decode(run(x), threshold)
-        got = np.array([lb.to_original(d[:4]) for d in dets]).reshape(-1, 4)
-        ndet += len(got)
-        for b in boxes:
-            ok = bool(len(got)) and float(iou(b, got).max()) >= 0.3
-            keys = ["all"] + (["readable"] if b[2] - b[0] >= READABLE * im.width else [])
-            for k in keys:
-                hit[k][0] += ok
-                hit[k][1] += 1
-    return {"threshold": threshold, "recall_all": hit["all"][0] / max(1, hit["all"][1]),
-            "recall_readable": hit["readable"][0] / max(1, hit["readable"][1]),
-            "readable_plates": hit["readable"][1], "detections_per_frame": ndet / max(1, len(data))}
+        out = run(x)
+        for t in thresholds:
+            got = found(out, lb, t)
+            ndet[t] += len(got)
+            for b in boxes:
+                ok = bool(len(got)) and float(iou(b, got).max()) >= 0.3
+                keys = ["all"] + (["readable"] if b[2] - b[0] >= READABLE * im.width else [])
+                for k in keys:
+                    hits[t][k][0] += ok
+                    hits[t][k][1] += 1
+    return [{"threshold": t, "recall_all": hits[t]["all"][0] / max(1, hits[t]["all"][1]),
+             "recall_readable": hits[t]["readable"][0] / max(1, hits[t]["readable"][1]),
+             "readable_plates": hits[t]["readable"][1], "detections_per_frame": ndet[t] / max(1, len(data))}
+            for t in thresholds]
 
 
 def box_calibration(run, data, threshold: float, size: tuple[int, int] = (DET_W, DET_H)) -> list[float]:
@@ -225,7 +233,7 @@ def box_calibration(run, data, threshold: float, size: tuple[int, int] = (DET_W,
     rw, rh = [], []
     for im, boxes in data:
         x, lb = letterbox(im, size)
-        got = np.array([lb.to_original(d[:4]) for d in decode(run(x), threshold)]).reshape(-1, 4)
+        got = found(run(x), lb, threshold)
         if not len(got):
             continue
         for b in boxes:
@@ -329,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     from unit.litert import Model
     m = Model(tfl, threads=1)
     run = lambda x: m.run(x[None].astype(np.float32) / 255.0)[0]
-    sweep = [evaluate(run, valid, t, args.input) for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)]
+    swept = sweep(run, valid, (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4), args.input)
     # the reader is cheap (about 1 ms a crop) and rejects what is not a plate, so take the lowest
     # threshold that keeps the crops to read per frame at or below 4
-    fit = [r for r in sweep if r["detections_per_frame"] <= 4.0] or sweep[-1:]
+    fit = [r for r in swept if r["detections_per_frame"] <= 4.0] or swept[-1:]
     best = min(fit, key=lambda r: r["threshold"])
     # measured on the training split, so that the valid split stays a fair judge of the reads
     scale = box_calibration(run, train, best["threshold"], args.input)
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps_per_epoch": args.steps, "batch": args.batch, "init": args.init or args.init_tflite,
             "init_sha256": init_sha,
             "lr": args.lr, "synthetic": args.synthetic, "train_seconds": round(train_s),
-            "machine": f"{os.cpu_count()} CPU cores", "valid_sweep": sweep, "score_threshold": best["threshold"], "box_scale": scale}
+            "machine": f"{os.cpu_count()} CPU cores", "valid_sweep": swept, "score_threshold": best["threshold"], "box_scale": scale}
     if init_card is not None:
         card["reexport_of"] = init_card
     (out / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
