@@ -100,12 +100,13 @@ class Recogniser:
         d = Path(model_dir) if model_dir else MODEL_DIR
         self.detector = Model(d / "detector.tflite", threads=threads)
         self.reader = Model(d / "reader.tflite", threads=threads)
+        card = _read_card(d / "detector.json")
         if score_threshold is None:
-            score_threshold = _card_value(d / "detector.json", "score_threshold", DEFAULT_SCORE_THRESHOLD)
+            score_threshold = _card_value(card, "score_threshold", DEFAULT_SCORE_THRESHOLD)
         self.score_threshold = float(score_threshold)
         # the detector's boxes run smaller than the plates (the reader learned truth-centred framings):
         # its card carries the per-axis growth that brings their median to the plate's size
-        self.box_scale = card_box_scale(d / "detector.json")
+        self.box_scale = card_box_scale(card, d / "detector.json")
         self.top_n = top_n
         self.min_confidence = min_confidence
         self.two_row = two_row
@@ -231,14 +232,19 @@ def reframed_row(h: int, py: float, row: int | None) -> int | None:
     return int(np.searchsorted(src, row))
 
 
-def card_box_scale(path: Path) -> tuple[float, float]:
-    """`box_scale` [sx, sy] of a detector card; (1, 1) where the card or the key is absent (older
-    models). A value that is there but wrong is an error: silently reading unscaled boxes would cost reads."""
+def _read_card(path: Path) -> dict:
+    """A model card, or {} where it is missing or unreadable (a model folder may carry none)."""
     try:
         card = json.loads(path.read_text())
     except (OSError, ValueError):
-        return (1.0, 1.0)
-    if not isinstance(card, dict) or "box_scale" not in card:
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def card_box_scale(card: dict, path: Path) -> tuple[float, float]:
+    """`box_scale` [sx, sy] of a detector card; (1, 1) where the key is absent (older models). A value
+    that is there but wrong is an error naming `path`: silently reading unscaled boxes would cost reads."""
+    if "box_scale" not in card:
         return (1.0, 1.0)
     v = card["box_scale"]
     ok = (isinstance(v, list) and len(v) == 2
@@ -248,8 +254,8 @@ def card_box_scale(path: Path) -> tuple[float, float]:
     return (float(v[0]), float(v[1]))
 
 
-def _card_value(path: Path, key: str, default: float) -> float:
+def _card_value(card: dict, key: str, default: float) -> float:
     try:
-        return float(json.loads(path.read_text())[key])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(card[key])
+    except (KeyError, TypeError, ValueError):
         return default
