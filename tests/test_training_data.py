@@ -15,11 +15,16 @@ from unit.ctc import ALPHABET
 from unit.evaluate import evaluate, load_crops, load_endtoend
 
 
+def _assert_seeded(sampler, sc, seed: int) -> None:
+    """The same seed gives the same crop and the same text."""
+    a = sampler(np.random.default_rng(seed), sc)
+    b = sampler(np.random.default_rng(seed), sc)
+    assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+
+
 def test_synthetic_reader_samples_are_seeded_and_labelled():
     sc = scenes("train")[:20]
-    a = synth.reader_sample(np.random.default_rng(7), sc)
-    b = synth.reader_sample(np.random.default_rng(7), sc)
-    assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    _assert_seeded(synth.reader_sample, sc, 7)
     rng = np.random.default_rng(3)
     for _ in range(12):
         crop, text = synth.reader_sample(rng, sc)
@@ -237,9 +242,7 @@ def test_shipped_hand_labels_are_well_formed():
 
 def test_two_row_samples_are_laid_side_by_side_and_labelled_top_row_first():
     sc = scenes("train")[:20]
-    a = synth.two_row_sample(np.random.default_rng(4), sc)
-    b = synth.two_row_sample(np.random.default_rng(4), sc)
-    assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    _assert_seeded(synth.two_row_sample, sc, 4)
     rng = np.random.default_rng(9)
     for _ in range(10):
         plate, gap = synth.render_two_row(rng, synth._fonts()[0])

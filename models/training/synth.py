@@ -232,12 +232,17 @@ def _euroband(d: ImageDraw.ImageDraw, rng: np.random.Generator, fonts: list[str]
     _draw_text_fit(d, _pick(rng, countries), _pick(rng, fonts), text_box, (240, 240, 240), rng)
 
 
+def _eu_canvas(rng: np.random.Generator, W: int, H: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A European-style blank: yellow one time in five (NL, UK rear, LU), else near-white."""
+    bg = (250, 205, 20) if rng.random() < 0.2 else _rand_color(rng, 215, 256)
+    img = Image.new("RGB", (W, H), bg)
+    return img, ImageDraw.Draw(img)
+
+
 def render_eu(rng: np.random.Generator, fonts: list[str]) -> RenderedPlate:
     W, H = 520, 112
     text = plate_text(rng, _pick_weighted(rng, FORMATS_EU))
-    bg = (250, 205, 20) if rng.random() < 0.2 else _rand_color(rng, 215, 256)
-    img = Image.new("RGB", (W, H), bg)
-    d = ImageDraw.Draw(img)
+    img, d = _eu_canvas(rng, W, H)
     left = 0
     if rng.random() < 0.8:
         left = 46
@@ -274,9 +279,7 @@ def render_two_row(rng: np.random.Generator, fonts: list[str]) -> tuple[Rendered
     W, H = (340, 220) if rng.random() < 0.6 else (280, 200)
     top = plate_text(rng, _pick_weighted(rng, TWO_ROW_TOP))
     bottom = plate_text(rng, _pick_weighted(rng, TWO_ROW_BOTTOM))
-    bg = (250, 205, 20) if rng.random() < 0.2 else _rand_color(rng, 215, 256)
-    img = Image.new("RGB", (W, H), bg)
-    d = ImageDraw.Draw(img)
+    img, d = _eu_canvas(rng, W, H)
     left = 0
     if rng.random() < 0.6:
         left = int(W * 0.13)
