@@ -32,6 +32,27 @@ def test_synthetic_reader_samples_are_seeded_and_labelled():
         assert crop.width > crop.height > 4
 
 
+def test_a_plate_frame_covers_the_edges_and_never_the_registration():
+    """The same seed renders the same plate with and without a frame (the frame is drawn last, after
+    its one extra draw), the frame hides the edges, and the registration's box is left as it was."""
+    fonts, decor = synth._fonts()
+    for seed in range(6):
+        plain = synth.render_us(np.random.default_rng(seed), fonts, decor)
+        framed = synth.render_us(np.random.default_rng(seed), fonts, decor, frames=1.0)
+        assert plain.text == framed.text
+        a, b = np.asarray(plain.image, int), np.asarray(framed.image, int)
+        H, W = a.shape[:2]
+        # the registration is drawn between 32 % and 76 % of the height, inside 14 % of the width
+        assert np.array_equal(a[int(0.33 * H):int(0.75 * H), int(0.15 * W):int(0.85 * W)],
+                              b[int(0.33 * H):int(0.75 * H), int(0.15 * W):int(0.85 * W)])
+        edge = np.abs(a - b)[int(0.93 * H):, :, :3].sum(axis=2) > 0
+        assert edge.mean() > 0.5, f"seed {seed}: the bottom band of the frame is missing"
+    img = Image.new("RGB", (600, 310), (250, 250, 250))
+    out = np.asarray(synth.plate_frame(np.random.default_rng(1), img, (60, 90, 540, 240), fonts), int)
+    assert (out[90:240, 60:540] == 250).all()
+    assert (out[:, :4] != 250).any(axis=2).all(), "the side bands cover the left edge"
+
+
 def test_synth_renders_without_debian_fonts(monkeypatch):
     """A training machine without the optional fonts still renders (with the shipped plate font)."""
     monkeypatch.setattr(synth, "FONT_FILES", ["/nonexistent/font.ttf"])
@@ -315,3 +336,13 @@ def test_detector_input_size_is_checked_by_name():
     with pytest.raises(SystemExit) as e:
         train_detector.main(["--input", "447x256", "--epochs", "0", "--init-tflite", "x"])
     assert e.value.code == 2
+
+
+def test_reader_shares_are_checked_by_name(capsys):
+    """A share outside 0..1 stops the run before any data is rendered, naming the option."""
+    from models.training import train_reader
+    for opt in ("--frames", "--synth-framing", "--scene-variants"):
+        with pytest.raises(SystemExit) as e:
+            train_reader.main([opt, "1.5"])
+        assert e.value.code == 2
+        assert f"{opt} is a share between 0 and 1" in capsys.readouterr().err

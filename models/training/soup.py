@@ -38,7 +38,7 @@ def soup(runs: list[Path], out: Path) -> dict:
     record.update(folded=True, train_seconds=sum(c.get("train_seconds", 0) for c in cards),
                   samples="weights averaged over the runs in soup_of",
                   soup_of=[{"run": str(r), "sha256": hashlib.sha256((r / "reader.tflite").read_bytes()).hexdigest(),
-                            **{k: c.get(k) for k in ("seed", "scene_variants", "synth_framing", "samples",
+                            **{k: c.get(k) for k in ("seed", "scene_variants", "synth_framing", "frames", "samples",
                                                      "train_seconds")}} for r, c in zip(runs, cards)])
     out.mkdir(parents=True, exist_ok=True)
     save_weights_only(models[0], out, record)

@@ -60,6 +60,14 @@ SLOGANS = ["Land of Lincoln", "Great Lakes", "Sunshine State", "Live Free or Die
            "America's Dairyland", "dmv.gov", "Wild Wonderful", "Taxation Without Representation",
            "The Natural State", "Sportsman's Paradise", "10,000 Lakes", "Peach State", "Ocean State",
            "MY OLD KENTUCKY HOME", "Choose Life", "In God We Trust", "COUNTY", "Centennial State"]
+# lettering on the plastic frames dealers and owners put round US plates
+FRAME_WORDS = ["TOYOTA", "HONDA", "FORD", "CHEVROLET", "NISSAN", "LEXUS", "BMW", "SUBARU", "MAZDA", "KIA",
+               "HYUNDAI", "DODGE", "JEEP", "ACURA", "AUDI", "VOLKSWAGEN", "MERCEDES-BENZ", "TESLA"]
+FRAME_PLACES = ["SANTA MONICA", "SAN DIEGO", "FRESNO", "OAKLAND", "RIVERSIDE", "SACRAMENTO", "VALENCIA",
+                "TORRANCE", "PASADENA", "SAN JOSE", "GLENDALE", "ONTARIO", "IRVINE", "CERRITOS", "DOWNEY"]
+FRAME_PHRASES = ["DRIVE SAFE", "ALUMNI", "GO BEARS", "PROUD PARENT", "I'D RATHER BE SURFING", "MOM'S TAXI",
+                 "NAVY", "MARINES", "ARMY", "USC", "UCLA", "CARMAX", "AUTONATION", "dealer.com",
+                 "SOLD BY", "WWW.AUTOGROUP.COM", "800-555-0199"]
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
 # (pattern, weight): L letter, D digit, X either
@@ -158,7 +166,10 @@ def _main_text_with_separator(text: str, rng) -> str:
     return text[:p] + sep + text[p:]
 
 
-def render_us(rng: np.random.Generator, fonts: list[str], decor: list[str]) -> RenderedPlate:
+def render_us(rng: np.random.Generator, fonts: list[str], decor: list[str],
+              frames: float = 0.0) -> RenderedPlate:
+    """`frames`: the share drawn inside a dealer's plate frame (`plate_frame`). At 0 no random number is
+    drawn for it, so a seed renders what it rendered before frames existed."""
     W, H = 600, 310
     style = rng.random()
     text = plate_text(rng, _pick_weighted(rng, FORMATS_US))
@@ -214,7 +225,50 @@ def render_us(rng: np.random.Generator, fonts: list[str], decor: list[str]) -> R
     if not dark and rng.random() < 0.5:
         d.rounded_rectangle((3, 3, W - 4, H - 4), radius=18, outline=_rand_color(rng, 0, 160),
                             width=int(rng.integers(2, 8)))
+    if frames and rng.random() < frames:
+        img = plate_frame(rng, img, (margin, top, W - margin, bottom), decor + fonts)
     return RenderedPlate(_rounded(img, 20), text)
+
+
+def _frame_text(rng: np.random.Generator) -> str:
+    r = rng.random()
+    if r < 0.45:
+        return _pick(rng, FRAME_WORDS) + _pick(rng, [" OF ", " ", " - "]) + _pick(rng, FRAME_PLACES)
+    if r < 0.8:
+        return _pick(rng, FRAME_PHRASES)
+    return _pick(rng, FRAME_WORDS)
+
+
+def plate_frame(rng: np.random.Generator, img: Image.Image, text_box: tuple[int, int, int, int],
+                fonts: list[str]) -> Image.Image:
+    """The plate inside a plastic or chrome frame, as most US cars carry one: bands over the plate's
+    edges (the bottom one widest, often lettered with a dealer's name, sometimes the top one too),
+    hiding part of the state name and slogan but never the registration in `text_box`. Real US plates
+    with text are few in the training sets, and a reader that has never seen a frame reads its
+    lettering as characters."""
+    W, H = img.size
+    x0, y0, x1, y1 = text_box
+    side = int(min(x0 - 4, W * rng.uniform(0.015, 0.06)))
+    top = int(min(y0 - 0.02 * H, H * rng.uniform(0.03, 0.15)))
+    bottom = int(min(H - y1 - 0.01 * H, H * rng.uniform(0.07, 0.2)))
+    style = rng.random()
+    if style < 0.55:
+        colour, ink = _rand_color(rng, 0, 45), _pick(rng, [(230, 230, 230), (200, 200, 205), (210, 180, 90)])
+    elif style < 0.8:
+        colour, ink = _rand_color(rng, 150, 215), _pick(rng, [(20, 20, 20), (40, 40, 60)])
+    else:
+        colour, ink = _rand_color(rng, 0, 256), _rand_color(rng, 0, 256)
+    band = Image.new("RGB", (W, H), colour)
+    d = ImageDraw.Draw(band)
+    if bottom >= 14 and rng.random() < 0.75:
+        _draw_text_fit(d, _frame_text(rng), _pick(rng, fonts), (side + 30, H - bottom + 3, W - side - 30, H - 4),
+                       ink, rng)
+    if top >= 14 and rng.random() < 0.3:
+        _draw_text_fit(d, _frame_text(rng), _pick(rng, fonts), (side + 40, 3, W - side - 40, top - 2), ink, rng)
+    mask = Image.new("L", (W, H), 255)
+    ImageDraw.Draw(mask).rounded_rectangle((max(0, side), max(0, top), W - 1 - max(0, side), H - 1 - max(0, bottom)),
+                                           radius=int(rng.integers(4, 22)), fill=0)
+    return Image.composite(band, img, mask)
 
 
 EU_COUNTRIES = ["D", "F", "GB", "RO", "I", "NL", "PL", "E", "UK", "B", "CZ"]
@@ -340,11 +394,12 @@ def _fonts() -> tuple[list[str], list[str]]:
     return fonts, available_fonts(DECOR_FONTS) or fonts
 
 
-def render_plate(rng: np.random.Generator) -> RenderedPlate:
+def render_plate(rng: np.random.Generator, frames: float = 0.0) -> RenderedPlate:
+    """A random plate: US (with `frames` of them in a plate frame), EU or Brazilian."""
     fonts, decor = _fonts()
     r = rng.random()
     if r < 0.78:
-        return render_us(rng, fonts, decor)
+        return render_us(rng, fonts, decor, frames)
     if r < 0.93:
         return render_eu(rng, fonts)
     return render_br(rng, fonts)
@@ -511,10 +566,11 @@ def detector_framing(rng: np.random.Generator, box: tuple[float, float, float, f
 
 
 def reader_sample(rng: np.random.Generator, scenes: list[Scene] | None,
-                  detector_share: float = 0.0) -> tuple[Image.Image, str]:
+                  detector_share: float = 0.0, frames: float = 0.0) -> tuple[Image.Image, str]:
     """One training crop for the reader: a synthetic plate in a real scene, damaged, loosely cropped;
-    `detector_share` of them cropped as the unit frames a detector box (detector_framing)."""
-    plate = render_plate(rng)
+    `detector_share` of them cropped as the unit frames a detector box (detector_framing), `frames` of
+    the US plates in a plate frame."""
+    plate = render_plate(rng, frames)
     plate_w = int(rng.uniform(70, 260))
     patch, box = composite(rng, plate.image, scenes, plate_w)
     framed = detector_framing(rng, box) if detector_share and rng.random() < detector_share else jitter_box(rng, box)

@@ -49,9 +49,10 @@ def _render(sample, seed: int, n: int, split: str) -> tuple[np.ndarray, list[str
 
 
 def _synth_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
-    seed, n, split, *rest = args      # (seed, n, split[, share of crops framed as a detector box])
+    seed, n, split, *rest = args      # (seed, n, split[, share framed as a detector box[, share in plate frames]])
     from models.training.synth import reader_sample
-    return _render(functools.partial(reader_sample, detector_share=rest[0] if rest else 0.0), seed, n, split)
+    share, frames = (list(rest) + [0.0, 0.0])[:2]
+    return _render(functools.partial(reader_sample, detector_share=share, frames=frames), seed, n, split)
 
 
 def _render_in_workers(chunk, jobs: list[tuple], workers: int, what: str, n: int, path: Path,
@@ -72,10 +73,11 @@ def _render_in_workers(chunk, jobs: list[tuple], workers: int, what: str, n: int
 
 
 def synth_set(seed: int, n: int, split: str, workers: int = 2,
-              framing: float = 0.0) -> tuple[np.ndarray, list[str]]:
+              framing: float = 0.0, frames: float = 0.0) -> tuple[np.ndarray, list[str]]:
     """n synthetic plates of a seed; `framing`: the share cropped as the unit frames a detector box
-    (synth.detector_framing) rather than by synth.jitter_box."""
-    tag = f"-f{framing:g}" if framing else ""
+    (synth.detector_framing) rather than by synth.jitter_box; `frames`: the share of US plates drawn
+    in a dealer's plate frame (synth.plate_frame)."""
+    tag = (f"-f{framing:g}" if framing else "") + (f"-pf{frames:g}" if frames else "")
     path = CACHE / f"reader-synth-{split}-s{seed}{tag}-n{n}.npz"
     if path.exists():
         z = np.load(path)
@@ -87,7 +89,8 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2,
     if larger:
         z = np.load(cached[min(larger)])
         return z["x"][:n], list(z["y"][:n])
-    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) + ((framing,) if framing else ())
+    extra = (framing, frames) if frames else (framing,) if framing else ()
+    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) + extra
             for k in range((n + chunk - 1) // chunk)]
     xs, ys = [], []
     done = [m for m in cached if m < n and m % chunk == 0]
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene-variants", type=float, default=0.0, metavar="SHARE",
                     help="share of the real variants cut from the scene as the unit frames a detector box "
                          "(synth.detector_framing) instead of re-cut inside the saved crop")
+    ap.add_argument("--frames", type=float, default=0.0, metavar="SHARE",
+                    help="share of the synthetic US plates drawn inside a dealer's plate frame "
+                         "(synth.plate_frame)")
     ap.add_argument("--synth-framing", type=float, default=0.0, metavar="SHARE",
                     help="share of the synthetic plates cropped as the unit frames a detector box "
                          "(synth.detector_framing) instead of by synth.jitter_box")
@@ -274,11 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.soup and not (args.init or args.init_tflite):
         ap.error("--soup averages with the starting weights: give --init or --init-tflite")
+    for name in ("scene_variants", "synth_framing", "frames"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            ap.error(f"--{name.replace('_', '-')} is a share between 0 and 1, not {getattr(args, name)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.export:
         return export_trained(Path(args.export), Path(args.out), args.seed)
     t0 = time.time()
-    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing)
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing, args.frames)
     x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
     x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
                             not args.no_hand_labels, args.scene_variants)
@@ -318,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
               "hand_labels": not (args.raw_labels or args.no_hand_labels), "scene_variants": args.scene_variants,
-              "synth_framing": args.synth_framing, "two_row": args.two_row,
+              "synth_framing": args.synth_framing, "frames": args.frames, "two_row": args.two_row,
               "machine": machine(),
               "keras_backend": keras.backend.backend()}
     t1 = time.time()
