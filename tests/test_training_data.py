@@ -132,7 +132,7 @@ def test_valid_scenes_folder_keeps_one_plate_scenes_only(tmp_path):
 
 
 def _fake_chunk(args):
-    seed, n, split = args
+    seed, n, split, *_ = args
     rng = np.random.default_rng(seed)
     return rng.integers(0, 255, (n, 40, 128), dtype=np.uint8), [f"{split}{seed}X{i}" for i in range(n)]
 

@@ -248,7 +248,7 @@ def plate_frame(rng: np.random.Generator, img: Image.Image, text_box: tuple[int,
     lettering as characters."""
     W, H = img.size
     x0, y0, x1, y1 = text_box
-    side = int(min(x0 - 4, W * rng.uniform(0.015, 0.06)))
+    side = int(min(min(x0, W - x1) - 4, W * rng.uniform(0.015, 0.06)))
     top = int(min(y0 - 0.02 * H, H * rng.uniform(0.03, 0.15)))
     bottom = int(min(H - y1 - 0.01 * H, H * rng.uniform(0.07, 0.2)))
     style = rng.random()

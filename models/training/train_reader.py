@@ -49,9 +49,8 @@ def _render(sample, seed: int, n: int, split: str) -> tuple[np.ndarray, list[str
 
 
 def _synth_chunk(args: tuple) -> tuple[np.ndarray, list[str]]:
-    seed, n, split, *rest = args      # (seed, n, split[, share framed as a detector box[, share in plate frames]])
+    seed, n, split, share, frames = args   # share framed as a detector box, share in plate frames
     from models.training.synth import reader_sample
-    share, frames = (list(rest) + [0.0, 0.0])[:2]
     return _render(functools.partial(reader_sample, detector_share=share, frames=frames), seed, n, split)
 
 
@@ -89,8 +88,7 @@ def synth_set(seed: int, n: int, split: str, workers: int = 2,
     if larger:
         z = np.load(cached[min(larger)])
         return z["x"][:n], list(z["y"][:n])
-    extra = (framing, frames) if frames else (framing,) if framing else ()
-    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split) + extra
+    jobs = [(seed * 100003 + k, min(chunk, n - k * chunk), split, framing, frames)
             for k in range((n + chunk - 1) // chunk)]
     xs, ys = [], []
     done = [m for m in cached if m < n and m % chunk == 0]
