@@ -14,10 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit, hotlist, plates
-from central.clock import iso, utcnow
+from central import audit, hotlist
+from central.clock import utcnow
 from central.errors import ApiError
 from central.schema import alerts
+from wire import patterns
+from wire.times import iso
 
 NOTICE = "UNVERIFIED: confirm through CLETS before any stop or detention based on this alert"
 OUTCOMES = ("confirmed", "not_confirmed")
@@ -29,7 +31,7 @@ def raise_for(conn: sa.Connection, stored: list[dict[str, Any]], now: datetime) 
     """Match freshly stored read rows against the active hot list; insert one alert per match."""
     if not stored:
         return 0
-    entries = [(e, plates.to_regex(e.pattern)) for e in hotlist.active_entries(conn, now)]
+    entries = [(e, patterns.to_regex(e.pattern)) for e in hotlist.active_entries(conn, now)]
     if not entries:
         return 0
     rows = [{"read_id": r["read_id"], "hotlist_entry_id": e.id, "pattern": e.pattern, "category": e.category,

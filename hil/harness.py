@@ -26,8 +26,8 @@ from typing import Any, Callable
 from unit import clips as clips_mod
 from unit.camera import Edge, ManualClock
 from unit.config import parse
-from unit.contract import parse_utc, utc_ms
 from unit.service import UnitService
+from wire.times import parse_utc, utc_ms
 
 from hil.central import Enrolment, ReadWatcher, StoredRead
 from hil.report import ClipResult, ReadItem, Report, score

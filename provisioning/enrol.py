@@ -18,7 +18,6 @@ central server must not be able to push software to units.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from provisioning.common import Refused, Usage, emit, layout, need_root, read_json, write_file
 from provisioning.identity import key_fingerprint, load_identity
-from unit import seal
-from unit.update import Layout, key_id, load_public_key, public_pem, utc_now
-from unit.uplink import ENROL_PATH, public_key_b64
+from unit.update import Layout, key_id, load_public_key, public_pem
+from unit.uplink import public_key_b64
+from wire import paths, seal
+from wire.times import utc_now
 
 NEW_TOKEN = "ask the central store's administrator for a new token: alpr-central units enroll-token --site SITE"
 
@@ -55,7 +55,7 @@ def _read_release_key(path: Path | None) -> Ed25519PublicKey | None:
 
 def _post(url: str, doc: dict[str, Any], ca_bundle: str | None, timeout: float) -> requests.Response:
     try:
-        return requests.post(url.rstrip("/") + ENROL_PATH, json=doc, timeout=timeout,
+        return requests.post(url.rstrip("/") + paths.ENROL, json=doc, timeout=timeout,
                              verify=ca_bundle if ca_bundle else True)
     except requests.exceptions.SSLError as exc:
         raise Refused(f"TLS to {url} failed ({exc.__class__.__name__}): the store's certificate is not trusted; "
@@ -103,14 +103,14 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         raise _refusal(resp, unit_id)
     try:
         answer = resp.json()
-        sealing = seal.load_public(answer["sealing_public_key"])
+        sealing = seal.load_sealing_public(answer["sealing_public_key"])
         signing = load_public_key(answer["signing_public_key"])
         site = str(answer["site"])
         central_release = load_public_key(answer["release_public_key"]) if answer.get("release_public_key") else None
     except (ValueError, KeyError, TypeError) as exc:
         raise Refused(f"the central store's answer is not an enrolment answer ({exc}); the unit is registered "
                       "there but nothing was pinned - report this") from None
-    if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.key_id(sealing):
+    if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.sealing_key_id(sealing):
         raise Refused("the central store's sealing key does not match its own key id; nothing pinned")
     source = None
     problem = None
@@ -128,9 +128,9 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
     else:
         problem = ("the central store does not hand out a release key and no --release-key was given: updates "
                    "will be refused until one is pinned: alpr-provision enroll --central URL --release-key release.pub")
-    write_file(lay.seal_pub, base64.b64encode(seal.raw_public(sealing)).decode("ascii") + "\n", 0o644)
+    write_file(lay.seal_pub, seal.sealing_public_b64(sealing) + "\n", 0o644)
     doc = {"url": url.rstrip("/"), "unit_id": unit_id, "site": site, "unit_key_id": key_fingerprint(key),
-           "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.key_id(sealing),
+           "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.sealing_key_id(sealing),
            "signing_public_key": answer["signing_public_key"], "signing_key_id": key_id(signing),
            "ca_bundle": ca_bundle or "", "enrolled_at": utc_now()}
     if release is not None and source:

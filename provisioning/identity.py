@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provisioning.common import (Refused, Usage, chown_service, emit, layout, need_root, read_json, secure_dir,
                                  write_file)
-from unit.update import Layout, utc_now
-
-UNIT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")     # as central/units.py accepts
+from unit.update import Layout
+from wire.read import ID_MAX, ID_RE
+from wire.times import utc_now
 
 
 def key_fingerprint(key: Ed25519PrivateKey) -> str:
@@ -62,8 +62,8 @@ def _default_unit_id(key: Ed25519PrivateKey) -> str:
 
 
 def init(lay: Layout, unit_id: str | None = None, force: bool = False) -> dict[str, Any]:
-    if unit_id is not None and not UNIT_ID_RE.match(unit_id):
-        raise Usage(f"--unit-id {unit_id!r}: use letters, digits, '.', '_' or '-' (max 64, first a letter or digit)")
+    if unit_id is not None and not ID_RE.match(unit_id):
+        raise Usage(f"--unit-id {unit_id!r}: use letters, digits, '.', '_' or '-' (max {ID_MAX}, first a letter or digit)")
     existing = read_json(lay.identity_json)
     if lay.identity_key.exists() and not force:
         have = (existing or {}).get("unit_id")

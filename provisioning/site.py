@@ -29,8 +29,10 @@ from typing import Any, Callable
 
 from provisioning.common import Usage, chown_service, emit, layout, need_root, read_json, secure_dir, write_file
 from provisioning.identity import load_identity
-from unit.config import CAMERA_KINDS, DIRECTIONS, SENSOR_KINDS, ConfigError, parse
-from unit.update import Layout, utc_now
+from unit.config import CAMERA_KINDS, SENSOR_KINDS, ConfigError, parse
+from unit.update import Layout
+from wire.read import DIRECTIONS
+from wire.times import utc_now
 
 SENSOR_ALIASES = {"ir": "ir_beam", "beam": "ir_beam", "ir-beam": "ir_beam", "irbeam": "ir_beam", "": "none"}
 POLARITY_DEFAULTS = {"loop": (False, True), "radar": (False, True), "ir_beam": (True, True), "none": (True, None)}

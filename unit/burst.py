@@ -15,8 +15,8 @@ from typing import Callable, Union
 
 from unit.camera import Frame
 from unit.config import CameraConfig, LaneConfig
-from unit.contract import new_read_id
 from unit.sensors import Presence
+from wire.read import new_read_id
 
 log = logging.getLogger("unit.burst")
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,12 +36,12 @@ from typing import Any, Iterable
 
 from unit.camera import ManualClock, ReplaySource, _Event
 from unit.config import CameraConfig, LaneConfig
-from unit.contract import utc_ms
+from wire.read import PLATE_RE
+from wire.times import utc_ms
 
 FORMAT = "alpr-clip"
 VERSION = 1
 CLIP_FILE, EVENTS_FILE, TRUTH_FILE, FRAMES_DIR = "clip.json", "events.jsonl", "truth.json", "frames"
-PLATE_OK = re.compile(r"^[A-Z0-9]{1,10}$")
 DEFAULT_TOLERANCE_S = 2.0
 # labelling: presences shorter than this are bounces, and gaps shorter than this join two presences
 MIN_PRESENCE_S, JOIN_GAP_S = 0.08, 0.4
@@ -250,7 +249,7 @@ def load_truth(root: Path) -> Truth:
         if not isinstance(v, dict) or not isinstance(v.get("plate"), str) or "lane" not in v:
             raise ClipError(f"{p}: vehicles[{i}]: expected {{\"plate\", \"lane\", \"t\"}}")
         plate = normalise_plate(v["plate"])
-        if not PLATE_OK.match(plate):
+        if not PLATE_RE.match(plate):
             raise ClipError(f"{p}: vehicles[{i}].plate: expected 1-10 of A-Z0-9, got {v['plate']!r}")
         vehicles.append(Vehicle(plate, str(v["lane"]), _num(v.get("t"), f"{p}: vehicles[{i}].t"), str(v.get("note", ""))))
     tol = doc.get("tolerance_s", DEFAULT_TOLERANCE_S)
@@ -421,7 +420,7 @@ def _parse_add(text: str) -> Vehicle:
     if len(parts) != 3:
         raise ValueError(f"--add {text!r}: expected PLATE@LANE@SECONDS")
     plate = normalise_plate(parts[0])
-    if not PLATE_OK.match(plate):
+    if not PLATE_RE.match(plate):
         raise ValueError(f"--add {text!r}: plate must have 1-10 letters or digits")
     try:
         t = float(parts[2])
@@ -443,7 +442,7 @@ def label(clip: Clip, plates: list[str | None] | None = None, add: list[Vehicle]
             if plate is None:
                 continue
             p = normalise_plate(plate)
-            if not PLATE_OK.match(p):
+            if not PLATE_RE.match(p):
                 raise ValueError(f"plate {plate!r}: must have 1-10 letters or digits")
             vehicles = [v for v in vehicles if not (v.lane == lane and abs(v.t - start) < 1e-3)]
             vehicles.append(Vehicle(p, lane, start))

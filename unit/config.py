@@ -18,9 +18,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from unit import seal
+from wire import seal
+from wire.read import DIRECTIONS
 
-DIRECTIONS = ("in", "out", "unknown")
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
 CAMERA_KINDS = ("picamera2", "replay")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -271,7 +271,7 @@ def _load_key(top: _Section, base: Path) -> X25519PublicKey:
             raise ConfigError(f"{key}: expected a readable X25519 public key file, got {str(p)!r} "
                               f"({type(exc).__name__})") from None
     try:
-        return seal.load_public(text)
+        return seal.load_sealing_public(text)
     except (ValueError, base64.binascii.Error, UnicodeError) as exc:
         raise ConfigError(f"{key}: expected an X25519 public key (raw base64 or PEM), {exc}") from None
 
@@ -428,7 +428,7 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
         unit_id=top.text("unit_id", nonempty=True),
         site=top.text("site", nonempty=True),
         central_public_key=key,
-        central_kid=seal.key_id(key),
+        central_kid=seal.sealing_key_id(key),
         buffer=buf,
         camera=cam,
         lanes=_lanes(top),

@@ -31,14 +31,13 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from unit.contract import utc_ms
 from unit.health import read_status, write_status
-from unit.signing import sign_headers
+from wire import paths
+from wire.batch import DELIVERED, DUPLICATE, REJECTED, STORED, item, parse_response, request
+from wire.signing import sign_headers
+from wire.times import utc_ms
 
 log = logging.getLogger(__name__)
-
-READS_PATH = "/v1/reads"
-ENROL_PATH = "/v1/enroll"
 
 
 class Buffer(Protocol):
@@ -50,7 +49,7 @@ class Buffer(Protocol):
 
 
 class SignedClient:
-    """requests with the unit's signature on every call (see `unit.signing`).
+    """requests with the unit's signature on every call (see `wire.signing`).
 
     If the store refuses a timestamp as stale it says its own time; the client keeps the offset so
     a unit whose clock has drifted (a Pi has no RTC) recovers without waiting for NTP.
@@ -179,10 +178,9 @@ class Uplink:
             return out
         ids = [r.read_id for r in batch]
         self.buffer.mark_attempt(ids)
-        doc = {"reads": [{"read_id": r.read_id, "captured_at": r.captured_at, "envelope": r.envelope}
-                         for r in batch]}
+        doc = request(item(r.read_id, r.captured_at, r.envelope) for r in batch)
         try:
-            resp = self.client.post_json(READS_PATH, doc)
+            resp = self.client.post_json(paths.READS, doc)
         except requests.RequestException as exc:
             out.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             return out
@@ -193,22 +191,20 @@ class Uplink:
             out.retry_after = retry_after_s(resp)
             out.error = _error_text(resp)
             return out
-        sent = set(ids)
         try:
-            results = resp.json()["results"]
-            named = {r["read_id"]: r for r in results if isinstance(r, dict) and r.get("read_id") in sent}
-        except (ValueError, KeyError, TypeError):
+            named = parse_response(resp.json(), ids)
+        except ValueError:
             out.error = "2xx answer without a readable results list"
             return out
-        acked = [rid for rid, r in named.items() if r.get("status") in ("stored", "duplicate")]
+        acked = [rid for rid, r in named.items() if r.get("status") in DELIVERED]
         self.buffer.mark_sent(acked)
         for rid, r in named.items():
-            if r.get("status") == "rejected":
+            if r.get("status") == REJECTED:
                 reason = str(r.get("reason") or "rejected by central (no reason given)")
                 self.buffer.quarantine(rid, reason)
                 log.warning("read %s rejected by central and quarantined: %s", rid, reason)
         counts = Counter(r.get("status") for r in named.values())
-        out.stored, out.duplicate, out.rejected = counts["stored"], counts["duplicate"], counts["rejected"]
+        out.stored, out.duplicate, out.rejected = counts[STORED], counts[DUPLICATE], counts[REJECTED]
         out.progress = bool(acked) or out.rejected > 0
         if not out.progress:
             out.error = "2xx answer named none of the reads sent"
@@ -301,8 +297,8 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
 def enroll(url: str, token: str, unit_id: str, key: Ed25519PrivateKey,
            session: requests.Session | None = None, timeout: float = 15.0) -> dict[str, Any]:
     """Register this unit's public key with a one-time token. Returns the store's answer: site,
-    sealing_public_key (X25519, for unit.seal), sealing_key_id, signing_public_key (Ed25519)."""
-    resp = (session or requests).post(url.rstrip("/") + ENROL_PATH, timeout=timeout,
+    sealing_public_key (X25519, for wire.seal), sealing_key_id, signing_public_key (Ed25519)."""
+    resp = (session or requests).post(url.rstrip("/") + paths.ENROL, timeout=timeout,
                                       json={"token": token, "unit_id": unit_id, "public_key": public_key_b64(key)})
     if resp.status_code != 200:
         raise RuntimeError(f"enrolment refused ({resp.status_code}): {_error_text(resp)}")
