@@ -34,6 +34,7 @@ from central_fixtures import ServeProcess, batch_body, enrol_unit, free_port, ma
 from central.keys import load_keys  # noqa: E402
 from unit.buffer import SealedBuffer  # noqa: E402
 from unit.uplink import SignedClient, Uplink  # noqa: E402
+from wire import paths  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -73,7 +74,7 @@ def fleet(store: Store, url: str, units: int, per_unit: int, batch: int) -> dict
         start.wait()
         for body in bodies[u.unit_id]:
             t = time.perf_counter()
-            r = client.request("POST", "/v1/reads", body, {"Content-Type": "application/json"})
+            r = client.request("POST", paths.READS, body, {"Content-Type": "application/json"})
             dt = time.perf_counter() - t
             ok = r.status_code == 200 and all(x["status"] == "stored" for x in r.json()["results"])
             with lock:

@@ -39,7 +39,7 @@ from central.config import Limits
 from central.keys import CentralKeys, load_keys
 from central.schema import metadata
 from unit.uplink import enroll
-from wire import seal
+from wire import batch, seal
 from wire.read import Read
 from wire.times import utc_ms
 
@@ -287,7 +287,7 @@ def make_read(unit: EnrolledUnit, recipient=None, **overrides: Any) -> tuple[str
 
 
 def batch_body(reads: list[tuple[str, str, dict[str, Any]]]) -> bytes:
-    return json.dumps({"reads": [{"read_id": r, "captured_at": c, "envelope": e} for r, c, e in reads]}).encode()
+    return json.dumps(batch.request(batch.item(r, c, e) for r, c, e in reads)).encode()
 
 
 def fill_buffer(buffer, unit: EnrolledUnit, n: int) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from wire import seal
-from wire.read import DIRECTIONS
+from wire.read import CANDIDATES_MAX, DIRECTIONS
 
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
 CAMERA_KINDS = ("picamera2", "replay")
@@ -414,7 +414,7 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
     if cam.kind == "replay" and cam.source:
         cam = replace(cam, source=resolve(cam.source))
     rec = _simple(top, "recognition", RecognitionConfig, {
-        "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, 20), "framings": ("int", 1, 2),
+        "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, CANDIDATES_MAX), "framings": ("int", 1, 2),
         "two_row_plates": ("flag",),
         "min_det_score": ("num", 0, 1), "min_frame_confidence": ("num", 0, 1),
         "min_read_confidence": ("num", 0, 1), "min_chars": ("int", 1, 10), "retry_model_s": ("num", 1)})

@@ -26,7 +26,7 @@ ID_MAX = 64               # a unit id or a site name
 LANE_MAX = 32             # a lane name
 DIRECTION_MAX = 16        # a direction (the longest of DIRECTIONS is 7)
 REGION_MAX = 16           # a plate region such as "us-ca"
-CANDIDATES_MAX = 20       # alternative readings per read (a unit's recognition.top_n is 1 to 20)
+CANDIDATES_MAX = 20       # alternative readings per read (a unit's recognition.top_n is at most this)
 
 PLATE_RE = re.compile(rf"^[A-Z0-9]{{1,{PLATE_MAX}}}$")
 ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{ID_MAX - 1}}}$")    # unit ids and sites, at enrolment
