@@ -65,7 +65,6 @@ class Context:
     def __init__(self, lay: Layout, opts: Options):
         self.lay, self.opts = lay, opts
         self.cfg: UnitConfig | None = None
-        self.cfg_error: str | None = None
         self.identity: tuple[str, Any] | None = None
         self.central = read_json(lay.central_json) or {}
 
@@ -93,7 +92,6 @@ def check_config(ctx: Context) -> list[Check]:
     try:
         ctx.cfg = load(path)
     except ConfigError as exc:
-        ctx.cfg_error = str(exc)
         missing = not Path(path).exists()
         return [Check("config", "fail", str(exc),
                       "write it: alpr-provision site --lane ... (or -i to be asked)" if missing
