@@ -92,7 +92,8 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
     unit_id, key = identity.load(lay)
     release = _read_release_key(release_key)
     pinned = read_json(lay.central_json)
-    already = bool(pinned and pinned.get("unit_key_id") == identity.key_id(key) and pinned.get("url") == url.rstrip("/"))
+    already = bool(pinned and pinned.get("unit_key_id") == identity.key_id(key)
+                   and pinned.get("url") == url.rstrip("/"))
     if already and not force:
         if release is not None:
             _pin_release(lay, release)
@@ -106,7 +107,8 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         sealing = seal.load_public(answer["sealing_public_key"])
         signing = load_ed25519_public(answer["signing_public_key"])
         site = str(answer["site"])
-        central_release = load_ed25519_public(answer["release_public_key"]) if answer.get("release_public_key") else None
+        central_release = (load_ed25519_public(answer["release_public_key"]) if answer.get("release_public_key")
+                           else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise _not_an_answer(exc) from None
     if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.key_id(sealing):
@@ -114,7 +116,8 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
     source = None
     problem = None
     doc_keep: dict[str, str] = {}           # enrolled again (--force): a release key pinned before stays
-    if central_release is not None and release is not None and ed25519_key_id(central_release) != ed25519_key_id(release):
+    if (central_release is not None and release is not None
+            and ed25519_key_id(central_release) != ed25519_key_id(release)):
         problem = (f"the release key from --release-key ({ed25519_key_id(release)}) differs from the one the central "
                    f"store hands out ({ed25519_key_id(central_release)}); no release key pinned - check with the "
                    "release engineer which is right, then rerun with the right --release-key")
