@@ -66,9 +66,11 @@ def enrol_unit(url: str, token: str, unit_id: str, folder: Path) -> Enrolment:
 class LocalCentral:
     """`alpr-central init` + `alpr-central serve` (a child process, own process group) on loopback."""
 
-    def __init__(self, home: Path, db: str | None = None, port: int | None = None, log: Path | None = None):
+    def __init__(self, home: Path, db: str | None = None, port: int | None = None, log: Path | None = None,
+                 serve_args: tuple[str, ...] = ()):
         self.home = Path(home)
         self.db = db
+        self.serve_args = serve_args          # more `alpr-central serve` options (--workers, --rate, ...)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -94,7 +96,7 @@ class LocalCentral:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(self._cli("serve", "--host", "127.0.0.1", "--port", str(self.port),
-                                               "--log-level", "warning"),
+                                               "--log-level", "warning", *self.serve_args),
                                      cwd=repo, env=env, stdout=out, stderr=out, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
