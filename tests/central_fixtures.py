@@ -38,7 +38,7 @@ from central.api import create_app
 from central.config import Limits
 from central.keys import CentralKeys, load_keys
 from central.schema import metadata
-from unit.uplink import enroll
+from unit.identity import enroll
 from wire import batch, seal
 from wire.read import Read
 from wire.times import utc_ms

@@ -18,7 +18,7 @@ COMMANDS = {
     "status": "unit.status",
     "record-clip": "unit.record",
     "clip": "unit.clips",
-    "update": "unit.update",
+    "update": "unit.commands.update",
 }
 
 

@@ -2,8 +2,8 @@
 
 The heartbeat answer carries the store's current hot-list ETag, so an unchanged list costs nothing;
 a changed one is fetched with If-None-Match and accepted only if the central Ed25519 signature over
-the exact body verifies (`wire.hotlist`). It is then written, atomically, in the on-device format `unit.hotlist`
-reads (`PATTERN,LABEL` a line) to the [hotlist] path, which the service's watcher reloads.
+the exact body verifies (`wire.hotlist`). It is then written, atomically, in the on-device format
+`unit.hotlist` reads (`PATTERN,LABEL` a line) to the [hotlist] path, which the service's watcher reloads.
 """
 from __future__ import annotations
 
@@ -105,7 +105,6 @@ class Heartbeat:
         self.collect = collect
         self.hotlist = hotlist
         self.interval_s = interval_s
-        self.last_ok_at: str | None = None
         self.last_error: str | None = None
 
     def beat(self) -> bool:
@@ -120,7 +119,7 @@ class Heartbeat:
             self.last_error = str(exc)[:200]
             log.warning("%s", self.last_error)
             return False
-        self.last_ok_at, self.last_error = utc_ms(time.time()), None
+        self.last_error = None
         return True
 
     def run(self, stop: threading.Event) -> None:
