@@ -23,7 +23,7 @@ FRAME = (960, 540)
 
 def load():
     """The test plate as an RGB uint8 array."""
-    from unit.camera import decode_image
+    from unit.sources.frames import decode_image
     return decode_image(PATH)
 
 
