@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_ingest.py                      # both back ends, default sizes
     .venv/bin/python benchmarks/bench_ingest.py --backend postgresql --workers 2 --drain 2000
 
-Starts `alpr-central serve` as a child process on loopback (rate limit raised so the limiter is not
-what is measured) against a fresh SQLite file or a throwaway PostgreSQL database (dropped after).
+Starts `alpr-central serve` as a child process on loopback (`hil.central.LocalCentral`, rate limit
+raised so the limiter is not what is measured) against a fresh SQLite file or a throwaway PostgreSQL
+database (dropped after); units enrol over HTTP with one-time tokens, as at provisioning.
 1. drain: N reads sealed into a real unit.buffer.SealedBuffer, delivered by unit.uplink.Uplink.
 2. fleet: U enrolled units, each in its own thread, POST pre-sealed signed batches as fast as
    answers come; total reads/s and per-request latency (p50, p95).
@@ -14,6 +15,8 @@ are a floor for the server alone. Sealing happens before the clock starts (a uni
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import secrets
 import statistics
@@ -21,19 +24,63 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from central import cli, db  # noqa: E402
-from central_fixtures import ServeProcess, batch_body, enrol_unit, free_port, make_read, Store  # noqa: E402
-from central.keys import load_keys  # noqa: E402
+from central import db  # noqa: E402
+from hil.central import LocalCentral, enrol_unit  # noqa: E402
+from unit import seal  # noqa: E402
 from unit.buffer import SealedBuffer  # noqa: E402
-from unit.uplink import SignedClient, Uplink  # noqa: E402
+from unit.contract import Read, utc_ms  # noqa: E402
+from unit.keys import load_ed25519_private  # noqa: E402
+from unit.uplink import READS_PATH, SignedClient, Uplink  # noqa: E402
+
+
+@dataclass
+class BenchUnit:
+    unit_id: str
+    site: str
+    key: Ed25519PrivateKey
+    sealing_key: X25519PublicKey
+
+
+def _crop_jpeg() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (48, 16), (200, 200, 40)).save(out, "JPEG", quality=70)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+CROP = _crop_jpeg()
+
+
+def enrol(central: LocalCentral, unit_id: str, folder: Path) -> BenchUnit:
+    e = enrol_unit(central.url, central.token("bench"), unit_id, folder)
+    return BenchUnit(e.unit_id, e.site, load_ed25519_private(e.key_path), seal.load_public(e.sealing_public_key))
+
+
+def sealed_read(unit: BenchUnit) -> tuple[str, str, dict[str, Any]]:
+    """(read_id, captured_at, envelope): a schema-v1 read sealed as a unit seals it at capture."""
+    now = utc_ms(time.time())
+    read = Read(read_id=str(uuid.uuid4()), unit_id=unit.unit_id, site=unit.site, lane="1", direction="in",
+                captured_at=now, plate="7ABC123", region="us-ca", confidence=0.93,
+                candidates=[{"plate": "7ABC123", "score": 0.93}], box=[10, 20, 110, 50],
+                model={"detector": "d1", "reader": "r1"}, trigger={"sensor": "loop-1", "edge_at": now},
+                crop_jpeg_b64=CROP)
+    return read.read_id, now, seal.seal(read.to_payload(), unit.sealing_key, read.read_id)
+
+
+def batch_body(reads: list[tuple[str, str, dict[str, Any]]]) -> bytes:
+    return json.dumps({"reads": [{"read_id": r, "captured_at": c, "envelope": e} for r, c, e in reads]}).encode()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -41,14 +88,15 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def drain(store: Store, url: str, n: int, batch: int, tmp: Path) -> dict:
-    unit = enrol_unit(url, store, "drain-unit", "bench")
+def drain(central: LocalCentral, n: int, batch: int, tmp: Path) -> dict:
+    unit = enrol(central, "drain-unit", tmp / "identity")
     buffer = SealedBuffer(tmp / "drain-buffer.sqlite", max_bytes=2 * 1024 ** 3)
     t0 = time.perf_counter()
     for _ in range(n):
-        buffer.put(*make_read(unit))
+        buffer.put(*sealed_read(unit))
     fill_s = time.perf_counter() - t0
-    uplink = Uplink(url, unit.unit_id, unit.key, buffer, batch_size=batch, backoff_base_s=0.1, backoff_cap_s=1.0)
+    uplink = Uplink(central.url, unit.unit_id, unit.key, buffer, batch_size=batch, backoff_base_s=0.1,
+                    backoff_cap_s=1.0)
     t0 = time.perf_counter()
     uplink.run(threading.Event(), until_empty=True)
     wall = time.perf_counter() - t0
@@ -59,9 +107,9 @@ def drain(store: Store, url: str, n: int, batch: int, tmp: Path) -> dict:
             "buffer_fill_reads_per_s": round(n / fill_s)}
 
 
-def fleet(store: Store, url: str, units: int, per_unit: int, batch: int) -> dict:
-    enrolled = [enrol_unit(url, store, f"fleet-{i:02d}", "bench") for i in range(units)]
-    bodies = {u.unit_id: [batch_body([make_read(u) for _ in range(batch)]) for _ in range(per_unit // batch)]
+def fleet(central: LocalCentral, engine: sa.Engine, units: int, per_unit: int, batch: int, tmp: Path) -> dict:
+    enrolled = [enrol(central, f"fleet-{i:02d}", tmp / "identity") for i in range(units)]
+    bodies = {u.unit_id: [batch_body([sealed_read(u) for _ in range(batch)]) for _ in range(per_unit // batch)]
               for u in enrolled}
     latencies: list[float] = []
     failures: list[str] = []
@@ -69,11 +117,11 @@ def fleet(store: Store, url: str, units: int, per_unit: int, batch: int) -> dict
     start = threading.Barrier(units + 1)
 
     def push(u) -> None:
-        client = SignedClient(url, u.unit_id, u.key, requests.Session(), timeout=(5, 120))
+        client = SignedClient(central.url, u.unit_id, u.key, requests.Session(), timeout=(5, 120))
         start.wait()
         for body in bodies[u.unit_id]:
             t = time.perf_counter()
-            r = client.request("POST", "/v1/reads", body, {"Content-Type": "application/json"})
+            r = client.request("POST", READS_PATH, body, {"Content-Type": "application/json"})
             dt = time.perf_counter() - t
             ok = r.status_code == 200 and all(x["status"] == "stored" for x in r.json()["results"])
             with lock:
@@ -91,14 +139,14 @@ def fleet(store: Store, url: str, units: int, per_unit: int, batch: int) -> dict
     wall = time.perf_counter() - t0
     total = units * (per_unit // batch) * batch
     assert not failures, failures[:3]
-    assert store_count(store) >= total
+    assert store_count(engine) >= total
     return {"units": units, "reads": total, "batch": batch, "seconds": round(wall, 2),
             "reads_per_s": round(total / wall), "requests": len(latencies),
             "latency_p50_ms": round(statistics.median(latencies) * 1000), "latency_p95_ms": round(pct(latencies, 95) * 1000)}
 
 
-def store_count(store: Store) -> int:
-    with store.engine.connect() as conn:
+def store_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM reads")).scalar_one()
 
 
@@ -113,21 +161,19 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         url = args.pg_url.rsplit("/", 1)[0] + "/" + name
-    home = tmp / "home"
+    central = LocalCentral(tmp / "home", db=url, serve_args=("--rate", "100000", "--burst", "100000",
+                                                             "--workers", str(args.workers)))
     try:
-        assert cli.main(["init", "--home", str(home), "--db", url]) == 0
+        central.start()
         engine = db.make_engine(url)
-        store = Store(backend, url, home, engine, load_keys(home / "keys"))
-        server = ServeProcess(store, free_port(), "--rate", "100000", "--burst", "100000",
-                              "--workers", str(args.workers))
         try:
             result = {"backend": backend, "server_workers": args.workers}
             if args.drain:
-                result["drain"] = drain(store, server.url, args.drain, args.batch, tmp)
+                result["drain"] = drain(central, args.drain, args.batch, tmp)
             if args.units:
-                result["fleet"] = fleet(store, server.url, args.units, args.per_unit, args.batch)
+                result["fleet"] = fleet(central, engine, args.units, args.per_unit, args.batch, tmp)
         finally:
-            server.kill()
+            central.stop()
             engine.dispose()
         return result
     finally:

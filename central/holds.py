@@ -105,11 +105,6 @@ def list_holds(engine: sa.Engine, active_only: bool = False) -> list[dict[str, A
         return [_doc(r, r.n) for r in conn.execute(query).all()]
 
 
-def held_read_ids(conn: sa.Connection, hold_id: int) -> list[str]:
-    return list(conn.execute(sa.select(legal_hold_reads.c.read_id).where(legal_hold_reads.c.hold_id == hold_id)
-                             .order_by(legal_hold_reads.c.read_id)).scalars())
-
-
 def active_hold_exists(read_id_column: sa.ColumnElement) -> sa.Exists:
     """EXISTS (an active hold on this read), for purge queries."""
     return sa.exists().where(legal_hold_reads.c.read_id == read_id_column,

@@ -74,7 +74,6 @@ class Actor:
     plate: str = ""
     base: Image.Image | None = None   # the view with the synthetic plate, at the lane view's size
     focus: tuple[float, float] = (0.0, 0.0)
-    plate_box: tuple[float, float, float, float] = (0, 0, 0, 0)
     files: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -193,7 +192,7 @@ def prepare(actor: Actor, view_size: tuple[int, int], rng: np.random.Generator, 
         print(f"build-demo: warning: no legible plate for {actor.scene} after 40 tries; keeping the last",
               file=sys.stderr)
     used.add(rendered.text)
-    actor.plate, actor.base, actor.plate_box = rendered.text, candidate, placed
+    actor.plate, actor.base = rendered.text, candidate
     actor.focus = ((placed[0] + placed[2]) / 2, (placed[1] + placed[3]) / 2)
     return [str(path)]
 

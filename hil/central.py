@@ -2,7 +2,7 @@
 
 `LocalCentral` does what an operator does: `alpr-central init` into a home folder, `alpr-central serve`
 as its own process on 127.0.0.1 and a free port, an enrolment token. `enrol_unit` does what a unit does
-at provisioning (`unit.uplink.enroll`) and keeps the identity key and the store's keys for the unit's
+at provisioning (`unit.identity.enroll`) and keeps the identity key and the store's keys for the unit's
 config. `ReadWatcher` sees reads as the store stores them.
 
 The watcher opens the store's database directly (it is the harness's own test store, not a way in to
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from unit.uplink import enroll
+from unit.identity import enroll
+from unit.keys import save_ed25519_private
 
 AUDIT_WHO = "hil-harness"
 AUDIT_PURPOSE = "ALPR equipment test (hardware-in-the-loop)"
@@ -56,9 +56,8 @@ def enrol_unit(url: str, token: str, unit_id: str, folder: Path) -> Enrolment:
     folder.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     key_path = folder / f"{unit_id}.identity.pem"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
+    key_path.unlink(missing_ok=True)             # a fresh identity for every run, also in a reused --workdir
+    save_ed25519_private(key_path, key)
     answer = enroll(url, token, unit_id, key)
     return Enrolment(url, unit_id, answer["site"], key_path, answer["sealing_public_key"],
                      answer["signing_public_key"])
@@ -67,9 +66,11 @@ def enrol_unit(url: str, token: str, unit_id: str, folder: Path) -> Enrolment:
 class LocalCentral:
     """`alpr-central init` + `alpr-central serve` (a child process, own process group) on loopback."""
 
-    def __init__(self, home: Path, db: str | None = None, port: int | None = None, log: Path | None = None):
+    def __init__(self, home: Path, db: str | None = None, port: int | None = None, log: Path | None = None,
+                 serve_args: tuple[str, ...] = ()):
         self.home = Path(home)
         self.db = db
+        self.serve_args = serve_args          # more `alpr-central serve` options (--workers, --rate, ...)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -95,7 +96,7 @@ class LocalCentral:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(self._cli("serve", "--host", "127.0.0.1", "--port", str(self.port),
-                                               "--log-level", "warning"),
+                                               "--log-level", "warning", *self.serve_args),
                                      cwd=repo, env=env, stdout=out, stderr=out, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:

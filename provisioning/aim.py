@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from provisioning.common import Refused, Usage, emit, layout, need_root, write_file
+from provisioning.common import Refused, Usage, emit, layout, need_root
 from unit.config import ConfigError, UnitConfig, load
+from unit.layout import write_file
 
 
 def sharpness(crop: np.ndarray) -> float:

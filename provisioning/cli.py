@@ -20,7 +20,8 @@ from pathlib import Path
 
 from provisioning.common import Refused, Usage, fail
 from unit.cliargs import join_opaque
-from unit.update import default_root
+from unit.identity import IdentityError
+from unit.layout import default_root
 
 COMMANDS = {
     "init": "provisioning.identity",
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(join_opaque(list(sys.argv[1:] if argv is None else argv), OPAQUE))
     try:
         return int(args._run(args) or 0)
-    except Usage as exc:
+    except (Usage, IdentityError) as exc:
         return fail(args, str(exc), 2)
     except Refused as exc:
         return fail(args, str(exc), 1)

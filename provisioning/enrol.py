@@ -24,39 +24,35 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from provisioning.common import Refused, Usage, emit, layout, need_root, read_json, write_file
-from provisioning.identity import key_fingerprint, load_identity
-from unit import seal
-from unit.update import Layout, key_id, load_public_key, public_pem, utc_now
-from unit.uplink import ENROL_PATH, public_key_b64
+from provisioning.common import Refused, Usage, emit, layout, need_root
+from unit import identity, seal
+from unit.identity import EnrolmentRefused
+from unit.keys import ed25519_key_id, ed25519_public_pem, load_ed25519_public
+from unit.layout import Layout, read_json, write_file
+from unit.update import utc_now
 
 NEW_TOKEN = "ask the central store's administrator for a new token: alpr-central units enroll-token --site SITE"
-
-
-def _error_text(resp: requests.Response) -> str:
-    try:
-        return str(resp.json().get("error") or "")
-    except ValueError:
-        return resp.text[:200]
 
 
 def _read_release_key(path: Path | None) -> Ed25519PublicKey | None:
     if path is None:
         return None
     try:
-        return load_public_key(Path(path).read_bytes())
+        return load_ed25519_public(Path(path).read_bytes())
     except OSError as exc:
         raise Usage(f"--release-key {path}: cannot read it ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise Usage(f"--release-key {path}: {exc}") from None
 
 
-def _post(url: str, doc: dict[str, Any], ca_bundle: str | None, timeout: float) -> requests.Response:
+def _enroll(url: str, token: str, unit_id: str, key: Ed25519PrivateKey, ca_bundle: str | None,
+            timeout: float) -> dict[str, Any]:
     try:
-        return requests.post(url.rstrip("/") + ENROL_PATH, json=doc, timeout=timeout,
-                             verify=ca_bundle if ca_bundle else True)
+        return identity.enroll(url, token, unit_id, key, ca_bundle, timeout)
+    except EnrolmentRefused as exc:
+        raise _refusal(exc, unit_id) from None
     except requests.exceptions.SSLError as exc:
         raise Refused(f"TLS to {url} failed ({exc.__class__.__name__}): the store's certificate is not trusted; "
                       "give its CA with --ca-bundle FILE") from None
@@ -65,59 +61,65 @@ def _post(url: str, doc: dict[str, Any], ca_bundle: str | None, timeout: float) 
     except requests.RequestException as exc:
         raise Refused(f"cannot reach the central store at {url} ({exc.__class__.__name__}): check the URL, "
                       "the network (DNS, route, firewall) and that the store is running") from None
+    except ValueError as exc:
+        raise _not_an_answer(exc) from None
 
 
-def _refusal(resp: requests.Response, unit_id: str) -> Refused:
-    text = _error_text(resp)
-    if resp.status_code == 403:
+def _not_an_answer(exc: Exception) -> Refused:
+    return Refused(f"the central store's answer is not an enrolment answer ({exc}); the unit is registered "
+                   "there but nothing was pinned - report this")
+
+
+def _refusal(exc: EnrolmentRefused, unit_id: str) -> Refused:
+    text = exc.detail
+    if exc.status == 403:
         return Refused("the central store refused the token: it is unknown, expired or already used "
                        f"({text or 'no detail'}). Tokens work once, expire (24 h by default) and belong to the "
                        f"store that made them; {NEW_TOKEN}")
-    if resp.status_code == 409:
+    if exc.status == 409:
         return Refused(f"the central store already has a unit called {unit_id!r} ({text}). If this replaces a "
                        "broken unit, have the administrator revoke the old one, or choose another id with "
                        "`alpr-provision init --force --unit-id NEW`; the token was not used")
-    if resp.status_code == 400:
+    if exc.status == 400:
         return Refused(f"the central store rejected the request: {text}")
-    return Refused(f"enrolment failed: HTTP {resp.status_code} {text} - is {resp.url} the central store?")
+    return Refused(f"enrolment failed: HTTP {exc.status} {text} - is {exc.url} the central store?")
 
 
 def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = None,
           ca_bundle: str | None = None, force: bool = False, timeout: float = 15.0) -> dict[str, Any]:
     if not url.startswith(("https://", "http://")):
         raise Usage(f"--central {url!r}: expected the store's base URL, e.g. https://central.example.org:8443")
-    unit_id, key = load_identity(lay)
+    unit_id, key = identity.load(lay)
     release = _read_release_key(release_key)
     pinned = read_json(lay.central_json)
-    already = bool(pinned and pinned.get("unit_key_id") == key_fingerprint(key) and pinned.get("url") == url.rstrip("/"))
+    already = bool(pinned and pinned.get("unit_key_id") == identity.key_id(key)
+                   and pinned.get("url") == url.rstrip("/"))
     if already and not force:
         if release is not None:
             _pin_release(lay, release)
-            pinned.update(release_key_id=key_id(release), release_key_source="file")
+            pinned.update(release_key_id=ed25519_key_id(release), release_key_source="file")
             write_file(lay.central_json, _dump(pinned), 0o640)
         return {**pinned, "enrolled": False, "note": "already enrolled with this identity; nothing sent"}
     if not token:
         raise Usage("--token is required: " + NEW_TOKEN)
-    resp = _post(url, {"token": token, "unit_id": unit_id, "public_key": public_key_b64(key)}, ca_bundle, timeout)
-    if resp.status_code != 200:
-        raise _refusal(resp, unit_id)
+    answer = _enroll(url, token, unit_id, key, ca_bundle, timeout)
     try:
-        answer = resp.json()
         sealing = seal.load_public(answer["sealing_public_key"])
-        signing = load_public_key(answer["signing_public_key"])
+        signing = load_ed25519_public(answer["signing_public_key"])
         site = str(answer["site"])
-        central_release = load_public_key(answer["release_public_key"]) if answer.get("release_public_key") else None
+        central_release = (load_ed25519_public(answer["release_public_key"]) if answer.get("release_public_key")
+                           else None)
     except (ValueError, KeyError, TypeError) as exc:
-        raise Refused(f"the central store's answer is not an enrolment answer ({exc}); the unit is registered "
-                      "there but nothing was pinned - report this") from None
+        raise _not_an_answer(exc) from None
     if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.key_id(sealing):
         raise Refused("the central store's sealing key does not match its own key id; nothing pinned")
     source = None
     problem = None
     doc_keep: dict[str, str] = {}           # enrolled again (--force): a release key pinned before stays
-    if central_release is not None and release is not None and key_id(central_release) != key_id(release):
-        problem = (f"the release key from --release-key ({key_id(release)}) differs from the one the central "
-                   f"store hands out ({key_id(central_release)}); no release key pinned - check with the "
+    if (central_release is not None and release is not None
+            and ed25519_key_id(central_release) != ed25519_key_id(release)):
+        problem = (f"the release key from --release-key ({ed25519_key_id(release)}) differs from the one the central "
+                   f"store hands out ({ed25519_key_id(central_release)}); no release key pinned - check with the "
                    "release engineer which is right, then rerun with the right --release-key")
     elif central_release is not None:
         release, source = central_release, "central"
@@ -129,20 +131,20 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         problem = ("the central store does not hand out a release key and no --release-key was given: updates "
                    "will be refused until one is pinned: alpr-provision enroll --central URL --release-key release.pub")
     write_file(lay.seal_pub, base64.b64encode(seal.raw_public(sealing)).decode("ascii") + "\n", 0o644)
-    doc = {"url": url.rstrip("/"), "unit_id": unit_id, "site": site, "unit_key_id": key_fingerprint(key),
+    doc = {"url": url.rstrip("/"), "unit_id": unit_id, "site": site, "unit_key_id": identity.key_id(key),
            "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.key_id(sealing),
-           "signing_public_key": answer["signing_public_key"], "signing_key_id": key_id(signing),
+           "signing_public_key": answer["signing_public_key"], "signing_key_id": ed25519_key_id(signing),
            "ca_bundle": ca_bundle or "", "enrolled_at": utc_now()}
     if release is not None and source:
         _pin_release(lay, release)
-        doc.update(release_key_id=key_id(release), release_key_source=source)
+        doc.update(release_key_id=ed25519_key_id(release), release_key_source=source)
     doc.update(doc_keep)
     write_file(lay.central_json, _dump(doc), 0o640)
     return {**doc, "enrolled": True, **({"problem": problem} if problem else {})}
 
 
 def _pin_release(lay: Layout, key: Ed25519PublicKey) -> None:
-    write_file(lay.release_pub, public_pem(key), 0o644)
+    write_file(lay.release_pub, ed25519_public_pem(key), 0o644)
 
 
 def _dump(doc: dict[str, Any]) -> str:

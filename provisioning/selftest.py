@@ -32,9 +32,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from provisioning.common import Usage, layout, need_root, read_json
+from provisioning.common import layout, need_root
+from unit import identity
 from unit.config import ConfigError, UnitConfig, load
-from unit.update import Layout, SERVICE
+from unit.layout import SERVICE, Layout, read_json
 
 CHECKS = ("config", "identity", "camera", "sensors", "models", "clock", "disk", "central")
 DISK_MARGIN_MB = 256.0
@@ -64,7 +65,6 @@ class Context:
     def __init__(self, lay: Layout, opts: Options):
         self.lay, self.opts = lay, opts
         self.cfg: UnitConfig | None = None
-        self.cfg_error: str | None = None
         self.identity: tuple[str, Any] | None = None
         self.central = read_json(lay.central_json) or {}
 
@@ -92,7 +92,6 @@ def check_config(ctx: Context) -> list[Check]:
     try:
         ctx.cfg = load(path)
     except ConfigError as exc:
-        ctx.cfg_error = str(exc)
         missing = not Path(path).exists()
         return [Check("config", "fail", str(exc),
                       "write it: alpr-provision site --lane ... (or -i to be asked)" if missing
@@ -102,20 +101,19 @@ def check_config(ctx: Context) -> list[Check]:
 
 
 def check_identity(ctx: Context) -> list[Check]:
-    from provisioning.identity import key_fingerprint, load_identity
     try:
-        unit_id, key = load_identity(ctx.lay)
-    except Usage as exc:
+        unit_id, key = identity.load(ctx.lay)
+    except identity.IdentityError as exc:
         return [Check("identity", "fail", str(exc), "alpr-provision init, then enroll again")]
     ctx.identity = (unit_id, key)
     if ctx.cfg is not None and ctx.cfg.unit_id != unit_id:
         return [Check("identity", "fail", f"the config says unit {ctx.cfg.unit_id}, the identity is {unit_id}",
                       "rewrite the config from the identity: alpr-provision site ...")]
-    if ctx.central and ctx.central.get("unit_key_id") not in (None, key_fingerprint(key)):
-        return [Check("identity", "fail", f"key {key_fingerprint(key)} is not the key enrolled "
+    if ctx.central and ctx.central.get("unit_key_id") not in (None, identity.key_id(key)):
+        return [Check("identity", "fail", f"key {identity.key_id(key)} is not the key enrolled "
                                           f"({ctx.central.get('unit_key_id')}): the identity was replaced",
                       "enroll again with a new token: alpr-provision enroll --central URL --token TOKEN --force")]
-    return [Check("identity", "pass", f"unit {unit_id}, key {key_fingerprint(key)}")]
+    return [Check("identity", "pass", f"unit {unit_id}, key {identity.key_id(key)}")]
 
 
 def _camera_advice(exc: BaseException) -> tuple[str, str]:

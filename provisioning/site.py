@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from provisioning.common import Usage, chown_service, emit, layout, need_root, read_json, secure_dir, write_file
-from provisioning.identity import load_identity
+from provisioning.common import Usage, emit, layout, need_root
+from unit import identity
 from unit.config import DIRECTIONS, SENSOR_KINDS, ConfigError, parse
+from unit.layout import Layout, chown_service, read_json, secure_dir, write_file
 from unit.sources import KINDS
-from unit.update import Layout, utc_now
+from unit.update import utc_now
 
 CAMERA_KINDS = tuple(KINDS)
 SENSOR_ALIASES = {"ir": "ir_beam", "beam": "ir_beam", "ir-beam": "ir_beam", "irbeam": "ir_beam", "": "none"}
@@ -292,7 +293,7 @@ def _resolution(v: str) -> tuple[int, int]:
 # -- the command -------------------------------------------------------------------------------------------
 def write_site(lay: Layout, site: Site, config_path: Path | None = None, expect_site: str | None = None,
                dry_run: bool = False) -> dict[str, Any]:
-    unit_id, _key = load_identity(lay)
+    unit_id, _key = identity.load(lay)
     enrolled = read_json(lay.central_json)
     if not enrolled or not lay.seal_pub.exists():
         raise Usage("this unit is not enrolled yet: run `alpr-provision enroll --central URL --token TOKEN` first")

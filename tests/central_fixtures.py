@@ -40,7 +40,7 @@ from central.keys import CentralKeys, load_keys
 from central.schema import metadata
 from unit import seal
 from unit.contract import Read, utc_ms
-from unit.uplink import enroll
+from unit.identity import enroll
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("ALPR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -17,7 +17,8 @@ pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import JPEG, batch_body, enrol_unit, make_read
 from unit import hotlist
 from unit.heartbeat import Heartbeat, HotListPuller, system_facts
-from unit.uplink import SignedClient, enroll
+from unit.identity import enroll
+from unit.uplink import SignedClient
 
 pytest_plugins = ["central_fixtures"]
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central import cli, db, units
 from central.schema import metadata
-from unit.uplink import public_key_b64
+from unit.keys import ed25519_public_b64
 
 pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import REPO  # noqa: E402
@@ -47,7 +47,8 @@ def test_units_token_list_revoke(store, capsys):
     home = ["--home", str(store.home)]                       # the database comes from central.json
     tok = run_json(capsys, "units", "enroll-token", "--site", "gate-7", "--ttl-hours", "1", "--json", *home)
     assert tok["site"] == "gate-7" and len(tok["token"]) >= 40
-    assert units.enrol(store.engine, tok["token"], "unit-7", public_key_b64(Ed25519PrivateKey.generate())) == "gate-7"
+    public = ed25519_public_b64(Ed25519PrivateKey.generate().public_key())
+    assert units.enrol(store.engine, tok["token"], "unit-7", public) == "gate-7"
     listed = run_json(capsys, "units", "list", "--json", *home)
     assert [(u["unit_id"], u["site"], u["status"]) for u in listed] == [("unit-7", "gate-7", "active")]
     assert cli.main(["units", "revoke", "unit-7", *home]) == 0

@@ -1,5 +1,4 @@
 """`alpr-unit eval` input handling: format detection and clear errors (exit 2) for bad folders."""
-import shutil
 from pathlib import Path
 
 import pytest

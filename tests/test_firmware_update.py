@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from unit import cli as unit_cli
 from unit import update
+from unit.keys import ed25519_key_id, ed25519_public_pem, load_ed25519_public
+from unit.layout import Layout
 from unit.seal import raw_public
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,12 +89,12 @@ class Unit:
     def __init__(self, tmp: Path, release: Ed25519PrivateKey):
         self.tmp = tmp
         self.root = tmp / "root"
-        self.layout = update.Layout(self.root)
+        self.layout = Layout(self.root)
         self.release = release
         etc = self.layout.etc
         etc.mkdir(parents=True)
         self.layout.state.mkdir(parents=True)
-        (etc / "release.pub").write_bytes(update.public_pem(release.public_key()))
+        (etc / "release.pub").write_bytes(ed25519_public_pem(release.public_key()))
         (etc / "central-seal.pub").write_text(base64.b64encode(raw_public(X25519PrivateKey.generate().public_key())).decode())
         self.status = self.layout.state / "status.json"
         (etc / "config.toml").write_text(f'''
@@ -235,7 +237,7 @@ def test_update_install_refusals_and_rollback(unit, capsys, tmp_path):
     st = result(capsys)
     assert st["current"] == "a" and st["slots"]["a"]["version"] == "1.0.1" and st["slots"]["a"]["integrity"] == "ok"
     assert st["slots"]["b"]["state"] == "inactive" and st["slots"]["b"]["version"] == "1.1.0"
-    assert st["release_key"] == update.key_id(unit.release.public_key())
+    assert st["release_key"] == ed25519_key_id(unit.release.public_key())
 
 
 def test_interrupted_update_is_rolled_back_at_boot(unit, capsys):
@@ -277,8 +279,8 @@ def test_build_bundle_of_this_repository_installs_and_imports(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     bundle = Path(json.loads(out.stdout)["bundle"])
-    layout = update.Layout(tmp_path / "root")
-    v = update.install_slot(layout, "a", bundle, update.load_public_key(key.with_suffix(".pub").read_bytes()))
+    layout = Layout(tmp_path / "root")
+    v = update.install_slot(layout, "a", bundle, load_ed25519_public(key.with_suffix(".pub").read_bytes()))
     paths = {e["path"] for e in v.manifest["files"]}
     assert {"lib/unit/update.py", "lib/models/reader.tflite", "lib/provisioning/testplate.jpg"} <= paths
     assert not any("/training/" in p or p.endswith(".pyc") for p in paths)

@@ -19,7 +19,9 @@ from central import cli as central_cli
 from central import db, units
 from central.keys import load_keys
 from provisioning import cli, testplate
-from unit import update
+from unit.keys import ed25519_key_id, make_release_key
+from unit.layout import Layout
+from unit.update import pinned_release_key
 from unit.buffer import SealedBuffer
 from unit.config import load
 from unit.replay import replay
@@ -66,7 +68,7 @@ def token(store: Store, capsys, site: str = "port-north") -> str:
 def test_blank_unit_to_read_stored_centrally(central, tmp_path, capsys):
     root = tmp_path / "unit"
     store = central.store
-    _priv, release_pub, release_id = update.make_release_key(tmp_path / "release.pem")
+    _priv, release_pub, release_id = make_release_key(tmp_path / "release.pem")
 
     code, doc, _ = prov(capsys, "init", "--root", str(root), "--unit-id", "gate3-east", "--json")
     assert code == 0 and doc["created"] and doc["unit_id"] == "gate3-east"
@@ -79,8 +81,8 @@ def test_blank_unit_to_read_stored_centrally(central, tmp_path, capsys):
     assert code == 0, text
     assert (doc["site"], doc["release_key_id"], doc["release_key_source"]) == ("port-north", release_id, "file")
     assert doc["sealing_key_id"] == store.keys.sealing_key_id
-    lay = update.Layout(root)
-    assert update.key_id(update.pinned_release_key(lay)) == release_id
+    lay = Layout(root)
+    assert ed25519_key_id(pinned_release_key(lay)) == release_id
     assert [u["unit_id"] for u in units.list_units(store.engine)] == ["gate3-east"]
 
     stills = tmp_path / "stills"
@@ -124,7 +126,7 @@ def test_blank_unit_to_read_stored_centrally(central, tmp_path, capsys):
 
 def test_refused_tokens_pin_nothing(central, tmp_path, capsys):
     store = central.store
-    _priv, release_pub, _ = update.make_release_key(tmp_path / "release.pem")
+    _priv, release_pub, _ = make_release_key(tmp_path / "release.pem")
     used = token(store, capsys)
     first = tmp_path / "first"
     assert prov(capsys, "init", "--root", str(first), "--unit-id", "unit-a")[0] == 0
@@ -144,7 +146,7 @@ def test_refused_tokens_pin_nothing(central, tmp_path, capsys):
         assert code == 1, (what, text)
         assert "refused the token: it is unknown, expired or already used" in text, what
         assert "alpr-central units enroll-token" in text and "Traceback" not in text
-        lay = update.Layout(root)
+        lay = Layout(root)
         assert not lay.central_json.exists() and not lay.seal_pub.exists() and not lay.release_pub.exists()
     assert [u["unit_id"] for u in units.list_units(store.engine)] == ["unit-a"]
 
@@ -154,7 +156,7 @@ def test_refused_tokens_pin_nothing(central, tmp_path, capsys):
     code, doc, text = prov(capsys, "enroll", "--root", str(root), "--central", central.url, "--token",
                            token(store, capsys), "--json")
     assert code == 1 and doc["enrolled"] and "updates will be refused" in doc["problem"]
-    lay = update.Layout(root)
+    lay = Layout(root)
     assert lay.seal_pub.exists() and not lay.release_pub.exists()
     code, doc, text = prov(capsys, "enroll", "--root", str(root), "--central", central.url,
                            "--release-key", str(release_pub), "--json")          # no token needed now

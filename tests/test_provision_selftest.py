@@ -18,7 +18,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from provisioning import cli
-from unit import update
+from unit import identity
+from unit.keys import ed25519_key_id, ed25519_public_b64
+from unit.layout import Layout
 from unit.seal import key_id as seal_key_id
 from unit.seal import raw_public
 
@@ -30,16 +32,15 @@ def enrolled_root(tmp_path, url: str):
     """A unit root as `init` + `enroll` leave it, enrolled with a store at `url` (which need not exist)."""
     root = tmp_path / "unit"
     assert cli.main(["init", "--root", str(root), "--unit-id", "gate9"]) == 0
-    lay = update.Layout(root)
+    lay = Layout(root)
     sealing = X25519PrivateKey.generate().public_key()
     signing = Ed25519PrivateKey.generate().public_key()
     lay.seal_pub.write_text(base64.b64encode(raw_public(sealing)).decode())
-    from provisioning.identity import key_fingerprint, load_identity
-    _uid, key = load_identity(lay)
+    _uid, key = identity.load(lay)
     lay.central_json.write_text(json.dumps({
-        "url": url, "unit_id": "gate9", "site": "port-south", "unit_key_id": key_fingerprint(key),
+        "url": url, "unit_id": "gate9", "site": "port-south", "unit_key_id": identity.key_id(key),
         "sealing_public_key": base64.b64encode(raw_public(sealing)).decode(), "sealing_key_id": seal_key_id(sealing),
-        "signing_public_key": update.public_b64(signing), "signing_key_id": update.key_id(signing), "ca_bundle": ""}))
+        "signing_public_key": ed25519_public_b64(signing), "signing_key_id": ed25519_key_id(signing), "ca_bundle": ""}))
     return root
 
 

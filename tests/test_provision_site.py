@@ -12,7 +12,7 @@ from PIL import Image
 
 from provisioning import cli, testplate
 from provisioning.aim import Aimer, AimServer
-from unit import update
+from unit.layout import Layout
 from unit.config import load
 
 from test_provision_selftest import enrolled_root  # noqa: E402  (tests/ is on sys.path)
@@ -46,11 +46,11 @@ def test_bad_site_input_is_refused_naming_what(root, capsys, lanes, message):
         argv += ["--lane", lane]
     code, text = run(capsys, *argv)
     assert code == 2 and message in text and "Traceback" not in text
-    assert not update.Layout(root).config.exists()
+    assert not Layout(root).config.exists()
 
 
 def test_site_from_flags_questions_and_guards(root, capsys, tmp_path, monkeypatch):
-    lay = update.Layout(root)
+    lay = Layout(root)
     code, text = run(capsys, "site", "--root", str(root), "--site", "elsewhere", "--lane", "name=in")
     assert code == 2 and "enrolled this unit at site 'port-south'" in text
     code, text = run(capsys, "site", "--root", str(tmp_path / "not-enrolled"), "--lane", "name=in")
@@ -98,7 +98,7 @@ def test_aim_measures_plates_against_the_reader_minimum(root, capsys, tmp_path):
     assert code == 1 and "TOO SMALL: zoom in" in text
 
     # the refreshing page, served on loopback
-    aimer = Aimer(load(update.Layout(root).config), show_plates=True)
+    aimer = Aimer(load(Layout(root).config), show_plates=True)
     server = AimServer(aimer, tmp_path / "aim", bind="127.0.0.1", port=0, interval=0.2)
     server.capture_once()
     server.start()

@@ -11,7 +11,8 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from models.training.recover import float_reader, int8_convs  # noqa: E402
+from models.training.export import int8_convs  # noqa: E402
+from models.training.train_reader import float_reader  # noqa: E402
 from unit.ctc import best_path  # noqa: E402
 from unit.litert import Model  # noqa: E402
 from unit.preprocess import reader_input  # noqa: E402
@@ -75,7 +76,7 @@ def test_plain_weights_round_trip_between_runs(tmp_path):
 def test_dequantised_detector_finds_what_the_int8_detector_finds():
     """Fine-tuning the shipped detector starts from its int8 file: the float net rebuilt from it (each
     conv and depthwise conv in place, batch norm folded) must give the same boxes on real frames."""
-    from models.training.recover import float_detector
+    from models.training.train_detector import float_detector
     from models.training.train_detector import build_model
     from unit.detect import BOX_UNIT
     from unit.preprocess import DET_H, DET_W, letterbox
@@ -101,7 +102,7 @@ def test_dequantised_detector_finds_what_the_int8_detector_finds():
 
 
 def test_the_reader_cannot_be_loaded_as_a_detector():
-    from models.training.recover import float_detector
+    from models.training.train_detector import float_detector
     with pytest.raises(ValueError, match="reader.tflite"):
         float_detector(ROOT / "models" / "reader.tflite")
 

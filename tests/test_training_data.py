@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from models.training import pseudolabel, synth
-from models.training.datasets import scenes
+from models.training.datasets import crop_name, scenes
 from unit.ctc import ALPHABET
 from unit.evaluate import evaluate, load_crops, load_endtoend
 
@@ -119,8 +119,8 @@ def test_valid_scenes_folder_keeps_one_plate_scenes_only(tmp_path):
     valid = scenes("valid")
     one = next(s for s in valid if len(s.boxes) == 1)
     many = next(s for s in valid if len(s.boxes) > 1)
-    pseudo = _labels(tmp_path, [(pseudolabel.crop_name("valid", one.image, 0), "AB12CDE", "valid"),
-                                (pseudolabel.crop_name("valid", many.image, 0), "XY34ZZZ", "valid")])
+    pseudo = _labels(tmp_path, [(crop_name("valid", one.image, 0), "AB12CDE", "valid"),
+                                (crop_name("valid", many.image, 0), "XY34ZZZ", "valid")])
     out = tmp_path / "vs"
     assert pseudolabel.main(["--out", str(pseudo), "--valid-scenes", str(out)]) == 0
     items = load_endtoend(out)
@@ -204,13 +204,13 @@ def test_hand_labels_need_two_readers_to_agree(tmp_path, monkeypatch):
     Image.new("RGB", (400, 300), "grey").save(photo)
     boxes = [(10, 10, 110, 40), (150, 100, 170, 110), (200, 200, 300, 230), (50, 150, 150, 180)]
     monkeypatch.setattr(handlabel, "scenes", lambda split: [Scene(photo, 400, 300, boxes)])
-    labelled = pseudolabel.crop_name("train", photo, 0)   # the 20 px box is skipped: k counts wide boxes
+    labelled = crop_name("train", photo, 0)   # the 20 px box is skipped: k counts wide boxes
     Image.new("RGB", (112, 36)).save(pseudo / "crops" / labelled)
     (pseudo / "labels.csv").write_text(f"file,text,confidence,split\n{labelled},ABC123,0.95,train\n")
     hand = tmp_path / "hand.csv"
     monkeypatch.setattr(handlabel, "HAND_LABELS", hand)
     files = handlabel.unlabelled_crops(pseudo, "train")
-    assert files == [pseudolabel.crop_name("train", photo, k) for k in (1, 2)]
+    assert files == [crop_name("train", photo, k) for k in (1, 2)]
     assert Image.open(pseudo / "crops" / files[0]).size == (112, 37)   # box + 6 % / 12 % margins
     assert handlabel.contact_sheets(pseudo, files, tmp_path / "sheets", per_sheet=1) == 2
     assert (tmp_path / "sheets" / "sheet-002.png").exists()

@@ -79,12 +79,6 @@ def test_stuck_sensor_is_reported_and_lane_falls_back_to_motion(pins):
     assert ln.sensor_state(clock()) == "ok"
 
 
-def moving_frames(n: int, start: int = 0):
-    """Real photos alternated so the ROI changes: traffic the camera can see."""
-    imgs = [decode_image(p) for p in PHOTOS[:2]]
-    return [imgs[(start + i) % 2] for i in range(n)]
-
-
 def test_silent_sensor_while_camera_sees_traffic_is_reported(pins):
     clock = Clock()
     ln = Lane(lane(silent_after_motions=3), MotionConfig(quiet_frames=1), lambda p: None, clock)

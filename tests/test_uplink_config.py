@@ -14,6 +14,8 @@ from central import units
 from unit import heartbeat, hotlist, uplink
 from unit.buffer import SealedBuffer
 from unit.config import UplinkConfig
+from unit.identity import enroll
+from unit.keys import load_ed25519_private
 from unit.seal import load_public
 
 pytest.register_assert_rewrite("central_fixtures")
@@ -28,7 +30,7 @@ def test_uplink_and_heartbeat_from_config(central, tmp_path):
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     token, _ = units.make_token(central.store.engine, "gate-1", timedelta(minutes=5))
-    answer = uplink.enroll(central.url, token, "unit-c", uplink.load_identity(key_path))
+    answer = enroll(central.url, token, "unit-c", load_ed25519_private(key_path))
     section = UplinkConfig(url=central.url, identity_key_path=str(key_path), batch_size=7,
                            central_signing_key=answer["signing_public_key"], backoff_base_s=0.05, idle_s=0.05)
     assert central.store.cli("hotlist", "add", "4XYZ999", "--reason", "test") == 0

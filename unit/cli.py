@@ -19,7 +19,7 @@ COMMANDS = {
     "status": "unit.commands.status",
     "record-clip": "unit.commands.record_clip",
     "clip": "unit.commands.clip",
-    "update": "unit.update",
+    "update": "unit.commands.update",
 }
 
 

@@ -30,11 +30,6 @@ def best_path(scores: np.ndarray) -> str:
     return "".join(out)
 
 
-def greedy(logp: np.ndarray) -> tuple[str, float]:
-    """Best path and the probability of that one alignment."""
-    return best_path(logp), float(math.exp(logp.max(axis=-1).sum()))
-
-
 NEG_INF = -math.inf
 
 

@@ -24,8 +24,6 @@ from unit.config import RecognitionConfig
 from unit.detect import iou
 from unit.plates import edit_distance, normalise
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
 
 class EvalInputError(ValueError):
     """The folder or its ground truth is unusable; the message names the file (and line)."""

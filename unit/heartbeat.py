@@ -111,7 +111,6 @@ class Heartbeat:
         self.collect = collect
         self.hotlist = hotlist
         self.interval_s = interval_s
-        self.last_ok_at: str | None = None
         self.last_error: str | None = None
 
     def beat(self) -> bool:
@@ -126,7 +125,7 @@ class Heartbeat:
             self.last_error = str(exc)[:200]
             log.warning("%s", self.last_error)
             return False
-        self.last_ok_at, self.last_error = utc_ms(time.time()), None
+        self.last_error = None
         return True
 
     def run(self, stop: threading.Event) -> None:

@@ -14,13 +14,6 @@ READER_H, READER_W = 40, 128     # reader (OCR) input, grey, stretched: plates o
 DET_W, DET_H = 672, 384          # detector input, RGB, letterboxed (448 x 256 until the eighth session)
 
 
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    if rgb.ndim == 2:
-        return rgb.astype(np.uint8)
-    f = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    return f.astype(np.uint8)
-
-
 def reader_input(crop: np.ndarray | Image.Image) -> np.ndarray:
     """A plate crop (RGB or grey) -> READER_H x READER_W uint8, contrast stretched."""
     im = crop if isinstance(crop, Image.Image) else Image.fromarray(np.ascontiguousarray(crop))

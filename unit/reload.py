@@ -48,10 +48,6 @@ class FileWatcher:
                 self._dirs.add(p.parent)
                 self._observer.schedule(_Handler(self), str(p.parent), recursive=False)
 
-    def unwatch(self, path: str | Path) -> None:
-        with self._lock:
-            self._files.pop(Path(path).resolve(), None)
-
     def _touched(self, path: Path) -> None:
         path = path.resolve()
         with self._lock:

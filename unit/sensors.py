@@ -54,7 +54,6 @@ class LaneSensor:
         self.active = bool(self.device.is_active)
         now = clock()
         self.active_since: float | None = now if self.active else None
-        self.last_edge: float | None = None
         self.edges = 0
         self.motions_since_edge = 0
         self.device.when_activated = self._on_active
@@ -67,7 +66,6 @@ class LaneSensor:
                 return
             self.active = active
             self.active_since = t if active else None
-            self.last_edge = t
             self.edges += 1
             self.motions_since_edge = 0
         self.emit(Presence(self.lane, active, t, self.name, "sensor"))

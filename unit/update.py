@@ -1,4 +1,5 @@
-"""Signed software updates with A/B slots: `alpr-unit update apply|status|verify|boot-check`.
+"""Signed software updates with A/B slots: bundles, slots, apply and rollback (`alpr-unit update`,
+whose command line is `unit.commands.update`).
 
 On a unit the code lives in two slots, `/opt/alpr/slots/a` and `/opt/alpr/slots/b`, each holding
 `lib/` (the `unit`, `models` and `provisioning` packages), `slot.json` (version, when and from what it
@@ -26,7 +27,6 @@ service).
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import configparser
 import contextlib
@@ -39,7 +39,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 import zlib
@@ -49,15 +48,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from unit.health import read_status
+from unit.keys import ed25519_key_id, load_ed25519_public
+from unit.layout import SERVICE, Layout
 
 FORMAT = "alpr-bundle/1"
 SLOTS = ("a", "b")
-SERVICE = "alpr-unit.service"
-SERVICE_USER = "alpr"
 DEFAULT_RESTART = f"systemctl restart {SERVICE}"
 PACKAGES = ("unit", "models", "provisioning")          # what a bundle carries into lib/
 EXCLUDE_DIRS = {"__pycache__", "training", ".pytest_cache"}   # models/training never goes on a unit
@@ -76,171 +74,11 @@ class BadUsage(UpdateError):
     """The command cannot run as asked (missing file, no pinned key, bad config): exit 2."""
 
 
-# -- where things live on a unit ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Layout:
-    """Every path the provisioning tool, the installer and the updater agree on, under `root`
-    (`/` on a unit; a temporary folder in tests and image builds)."""
-    root: Path = Path("/")
-
-    def _p(self, rel: str) -> Path:
-        return self.root / rel
-
-    @property
-    def is_system(self) -> bool:
-        return self.root.resolve() == Path("/")
-
-    @property
-    def etc(self) -> Path:
-        return self._p("etc/alpr-unit")
-
-    @property
-    def identity_dir(self) -> Path:               # root only (0700): the unit's private key
-        return self.etc / "identity"
-
-    @property
-    def identity_key(self) -> Path:
-        return self.identity_dir / "identity.key"
-
-    @property
-    def identity_json(self) -> Path:
-        return self.identity_dir / "unit.json"
-
-    @property
-    def central_json(self) -> Path:               # what enrolment pinned
-        return self.etc / "central.json"
-
-    @property
-    def seal_pub(self) -> Path:
-        return self.etc / "central-seal.pub"
-
-    @property
-    def release_pub(self) -> Path:
-        return self.etc / "release.pub"
-
-    @property
-    def config(self) -> Path:
-        return self.etc / "config.toml"
-
-    @property
-    def site_json(self) -> Path:
-        return self.etc / "site.json"
-
-    @property
-    def state(self) -> Path:                      # the service's writable directory
-        return self._p("var/lib/alpr-unit")
-
-    @property
-    def opt(self) -> Path:
-        return self._p("opt/alpr")
-
-    @property
-    def slots(self) -> Path:
-        return self.opt / "slots"
-
-    @property
-    def current(self) -> Path:
-        return self.opt / "current"
-
-    @property
-    def venv(self) -> Path:
-        return self.opt / "venv"
-
-    @property
-    def update_state(self) -> Path:
-        return self.opt / "update-state.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.opt / "update.lock"
-
-    @property
-    def service_identity_path(self) -> str:
-        """The identity key as the service sees it. On a unit the key stays in the root-only folder and
-        systemd hands the service a copy (`LoadCredential=`); elsewhere the file itself is used."""
-        if self.is_system:
-            return f"/run/credentials/{SERVICE}/identity.key"
-        return str(self.identity_key)
-
-    def slot(self, name: str) -> Path:
-        return self.slots / name
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("ALPR_ROOT", "/"))
-
-
-# -- keys --------------------------------------------------------------------------------------------------
-def raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(key: Ed25519PublicKey) -> str:
-    """Short fingerprint of a release key, shown on both sides so a mismatch can be named."""
-    return hashlib.sha256(raw_public(key)).hexdigest()[:16]
-
-
-def public_b64(key: Ed25519PublicKey) -> str:
-    return base64.b64encode(raw_public(key)).decode("ascii")
-
-
-def load_public_key(data: str | bytes) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes.
-    A private key is refused: a unit must never hold the release key's private half."""
-    if isinstance(data, str):
-        data = data.encode("ascii", "replace")
-    data = data.strip()
-    if b"PRIVATE KEY" in data:
-        raise ValueError("this is a PRIVATE key; give the public half (release.pub), never the private one")
-    if data.startswith(b"-----BEGIN"):
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise ValueError(f"not a PEM public key ({exc})") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError(f"PEM key is {type(key).__name__}, not Ed25519")
-        return key
-    try:
-        raw = base64.b64decode(data, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError:
-        raise ValueError("not an Ed25519 public key (PEM, or base64 of the raw 32 bytes)") from None
-
-
-def public_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise BadUsage(f"{path}: cannot read an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise BadUsage(f"{path}: not an Ed25519 private key")
-    return key
-
-
-def make_release_key(path: str | Path) -> tuple[Path, Path, str]:
-    """A new release key pair: PKCS#8 PEM private key (0600, never overwritten) and `<name>.pub`."""
-    path = Path(path)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise BadUsage(f"{path} exists; a release key is never overwritten (units trust it)") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    pub = path.with_suffix(".pub")
-    pub.write_bytes(public_pem(key.public_key()))
-    return path, pub, key_id(key.public_key())
-
-
+# -- the release key --------------------------------------------------------------------------------------
 def pinned_release_key(layout: Layout) -> Ed25519PublicKey:
+    """The release key that `alpr-provision enroll` pinned: the only key whose bundles are installed."""
     try:
-        return load_public_key(layout.release_pub.read_bytes())
+        return load_ed25519_public(layout.release_pub.read_bytes())
     except OSError:
         raise BadUsage(f"no release key pinned at {layout.release_pub}: run `alpr-provision enroll` "
                        "(with --release-key FILE if the central store does not hand one out)") from None
@@ -354,7 +192,7 @@ def build_bundle(src: str | Path, key: Ed25519PrivateKey, out: str | Path, versi
     manifest = {"format": FORMAT, "name": name, "version": version, "created_at": utc_now(),
                 "requires": setup_cfg_requires(src), "files": entries}
     body = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
-    sig = {"key_id": key_id(key.public_key()), "signature": base64.b64encode(key.sign(body)).decode("ascii")}
+    sig = {"key_id": ed25519_key_id(key.public_key()), "signature": base64.b64encode(key.sign(body)).decode("ascii")}
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
@@ -407,7 +245,7 @@ def _check_signature(tar: tarfile.TarFile, trusted: Ed25519PublicKey) -> tuple[d
         signature = base64.b64decode(sig["signature"], validate=True)
     except (ValueError, KeyError, TypeError):
         raise UpdateError("refused: manifest.sig is not a signature record") from None
-    trusted_id = key_id(trusted)
+    trusted_id = ed25519_key_id(trusted)
     try:
         trusted.verify(signature, body)
     except InvalidSignature:
@@ -835,108 +673,7 @@ def status(layout: Layout, verify: bool = False) -> dict[str, Any]:
             entry["integrity"] = "ok" if not problems else problems
         slots[s] = entry
     try:
-        rk = key_id(load_public_key(layout.release_pub.read_bytes()))
+        rk = ed25519_key_id(load_ed25519_public(layout.release_pub.read_bytes()))
     except (OSError, ValueError):
         rk = None
     return {"current": cur, "slots": slots, "last_update": read_state(layout) or None, "release_key": rk}
-
-
-# -- CLI ---------------------------------------------------------------------------------------------------
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("update", help="signed software updates into A/B slots (apply, status, verify)",
-                       description="Signed software updates: verify a bundle against the pinned release key, "
-                                   "install it into the inactive slot, switch, and roll back by itself "
-                                   "if the service does not report healthy. See docs/firmware.md.")
-    us = p.add_subparsers(dest="update_command", metavar="ACTION")
-    us.required = True
-
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--root", type=Path, default=default_root(),
-                       help="filesystem root holding etc/alpr-unit and opt/alpr (default / or $ALPR_ROOT)")
-        q.add_argument("--json", action="store_true", help="machine-readable output")
-
-    q = us.add_parser("apply", help="verify and install a bundle; roll back if the service is not healthy")
-    q.add_argument("bundle", type=Path)
-    q.add_argument("--allow-downgrade", action="store_true", help="install a version not newer than the running one")
-    q.add_argument("--config", type=Path, help="the unit config (for its status file; default ROOT/etc/alpr-unit/config.toml)")
-    q.add_argument("--restart-cmd", default=os.environ.get("ALPR_RESTART_CMD", DEFAULT_RESTART),
-                   help=f"command that restarts the service (default: {DEFAULT_RESTART!r})")
-    q.add_argument("--health-timeout", type=float, default=180.0,
-                   help="seconds the new version has to report healthy (default 180)")
-    common(q)
-    q = us.add_parser("status", help="show both slots, which one runs, and the last update")
-    q.add_argument("--verify", action="store_true", help="re-hash each slot's files against its signed manifest")
-    common(q)
-    q = us.add_parser("verify", help="check a bundle against the pinned release key without installing it")
-    q.add_argument("bundle", type=Path)
-    common(q)
-    q = us.add_parser("boot-check", help="at boot: roll back an update that was never confirmed healthy")
-    common(q)
-    return p
-
-
-def _print(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
-    print(json.dumps(doc, indent=1, default=str) if args.json else text)
-
-
-def _render_status(st: dict[str, Any]) -> str:
-    lines = [f"running slot: {st['current'] or 'none'}   release key: {st['release_key'] or 'NOT PINNED'}"]
-    for name, s in st["slots"].items():
-        mark = "*" if s["state"] == "active" else " "
-        if s["state"] == "empty":
-            lines.append(f"{mark} slot {name}: empty")
-            continue
-        integ = s.get("integrity")
-        integ_txt = "" if integ is None else ("  files intact" if integ == "ok" else f"  DAMAGED: {'; '.join(integ[:3])}")
-        lines.append(f"{mark} slot {name}: {s['state']:<8} version {s.get('version') or '?'}  installed "
-                     f"{s.get('installed_at', '?')}  from {s.get('bundle', s.get('source', '?'))}{integ_txt}")
-    lu = st.get("last_update")
-    if lu:
-        lines.append(f"last update: {lu.get('state')} {lu.get('from_version')} -> {lu.get('to_version')} "
-                     f"(slot {lu.get('from')} -> {lu.get('to')}) at {lu.get('finished_at', lu.get('started_at'))}"
-                     + (f"; {lu['health']}" if lu.get("health") else ""))
-    return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    layout = Layout(args.root)
-    cmd = args.update_command
-    try:
-        if cmd == "status":
-            st = status(layout, verify=args.verify)
-            _print(args, st, _render_status(st))
-            damaged = args.verify and any(isinstance(s.get("integrity"), list) for s in st["slots"].values()
-                                          if s["state"] == "active")
-            return 1 if damaged or st["current"] is None else 0
-        if cmd == "verify":
-            v = verify_bundle(args.bundle, pinned_release_key(layout))
-            doc = {"result": "verified", "version": v.version, "files": len(v.manifest["files"]),
-                   "signed_by": v.signature.get("key_id"), "sha256": v.sha256}
-            _print(args, doc, f"{args.bundle.name}: good, version {v.version}, {doc['files']} files, "
-                              f"signed by release key {doc['signed_by']}")
-            return 0
-        if cmd == "boot-check":
-            res = boot_check(layout)
-            _print(args, res, f"boot check: {res['result']}" + (f" ({res['detail']})" if res.get("detail") else ""))
-            return 0
-        opts = ApplyOptions(allow_downgrade=args.allow_downgrade, restart_cmd=tuple(shlex.split(args.restart_cmd)),
-                            config=args.config, health_timeout=args.health_timeout)
-        if os.geteuid() != 0 and layout.is_system:
-            raise BadUsage("run as root: an update switches system files")
-        say = (lambda m: print(m, file=sys.stderr)) if args.json else print
-        res = apply(layout, args.bundle, opts, log=say)
-        text = {"installed": f"updated to {res['version']} (slot {res['slot']}), healthy",
-                "rolled_back": f"version {res['version']} did not become healthy ({res['health']}); rolled back "
-                               f"to {res['previous_version']} (slot {res['previous_slot']}), which is running",
-                "rollback_unhealthy": f"version {res['version']} did not become healthy; rolled back to slot "
-                                      f"{res['previous_slot']}, but it is not healthy either "
-                                      f"({res.get('rollback_health')}): see journalctl -u {SERVICE}",
-                "failed": f"version {res['version']} did not become healthy and there is no previous slot"}
-        _print(args, res, text[res["result"]])
-        return 0 if res["result"] == "installed" else 1
-    except BadUsage as exc:
-        _print(args, {"result": "error", "error": str(exc)}, f"alpr-unit update: {exc}")
-        return 2
-    except UpdateError as exc:
-        _print(args, {"result": "refused", "error": str(exc)}, f"alpr-unit update: {exc}")
-        return 1

@@ -14,7 +14,6 @@ Plain constructor arguments (no config object) keep this testable; `from_config`
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import random
@@ -28,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from unit.contract import utc_ms
 from unit.health import read_status, write_status
+from unit.keys import load_ed25519_private
 from unit.signing import sign_headers
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READS_PATH = "/v1/reads"
-ENROL_PATH = "/v1/enroll"
 
 
 class Buffer(Protocol):
@@ -289,35 +287,12 @@ def read_state(path: str | Path) -> dict[str, Any] | None:
     return read_status(path)
 
 
-def load_identity(path: str | Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
-    return key
-
-
-def public_key_b64(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def enroll(url: str, token: str, unit_id: str, key: Ed25519PrivateKey,
-           session: requests.Session | None = None, timeout: float = 15.0) -> dict[str, Any]:
-    """Register this unit's public key with a one-time token. Returns the store's answer: site,
-    sealing_public_key (X25519, for unit.seal), sealing_key_id, signing_public_key (Ed25519)."""
-    resp = (session or requests).post(url.rstrip("/") + ENROL_PATH, timeout=timeout,
-                                      json={"token": token, "unit_id": unit_id, "public_key": public_key_b64(key)})
-    if resp.status_code != 200:
-        raise RuntimeError(f"enrolment refused ({resp.status_code}): {_error_text(resp)}")
-    return resp.json()
-
-
 def from_config(section: "UplinkConfig", unit_id: str, buffer: Buffer, state_path: str | Path | None = None) -> Uplink:
     """Build the uplink from the unit config's [uplink] table (keys: docs/central-api.md)."""
     session = requests.Session()
     if section.ca_bundle:                          # a private CA for the central store's certificate
         session.verify = section.ca_bundle
-    return Uplink(url=section.url, unit_id=unit_id, key=load_identity(section.identity_key_path),
+    return Uplink(url=section.url, unit_id=unit_id, key=load_ed25519_private(section.identity_key_path),
                   buffer=buffer, session=session, batch_size=section.batch_size,
                   max_batch_bytes=section.max_batch_bytes, backoff_base_s=section.backoff_base_s,
                   backoff_cap_s=section.backoff_cap_s, idle_s=section.idle_s,

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.training.train_reader import synth_set
     x, y = synth_set(args.seed + 1000, 2000, "valid")
     np.savez_compressed(cache / f"reader-synth-valid-s{args.seed + 1000}-n2000.npz", x=x, y=np.array(y))
-    from models.training.recover import float_reader
+    from models.training.train_reader import float_reader
     model, width = float_reader(args.init_tflite)
     model.save_weights(str(cache / "reader-shipped.weights.h5"))
     print(f"{out}: {size(out) / 1e6:.1f} MB (shipped reader width {width:g})")

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from models.training.datasets import scenes
-from models.training.pseudolabel import MIN_WIDTH, plate_crop, read_boxes
+from models.training.datasets import MIN_WIDTH, plate_crop, read_boxes, scenes
 
 HAND_LABELS = Path(__file__).with_name("hand_labels.csv")
 TEXT = re.compile(r"^[A-Z0-9]{2,10}$")

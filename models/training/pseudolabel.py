@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.training.datasets import Scene, scenes
+from models.training.datasets import MIN_WIDTH, Scene, crop_name, plate_crop, read_boxes, scenes
+from models.training.handlabel import HAND_LABELS, hand_labels, save_crops
 
 PLATE_LIKE = re.compile(r"^(?=.*\d)[A-Z0-9]{4,8}$")
-MIN_WIDTH = 28
 
 
 def normalise(text: str) -> str:
@@ -46,19 +46,6 @@ def read_plate(engine, crop: Image.Image, min_conf: float, lines: bool = True) -
     return text, conf
 
 
-def crop_name(split: str, scene_image: Path, k: int) -> str:
-    """File name of the k-th read box of a scene; the valid folders find scenes' labels by it."""
-    return f"{split}-{scene_image.stem[:40]}-{k}.png"
-
-
-def read_boxes(split: str, scene, min_width: int = MIN_WIDTH) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """The scene's boxes the labeller reads (at least `min_width` px wide), each with its crop's file
-    name: the index in the name counts these boxes only, so whatever looks crops up by name must pick
-    boxes the same way."""
-    big = [b for b in scene.boxes if b[2] - b[0] >= min_width]
-    return [(crop_name(split, scene.image, k), b) for k, b in enumerate(big)]
-
-
 def scene_boxes(split: str, min_width: int = MIN_WIDTH) -> dict[str, tuple[Scene, tuple[float, float, float, float]]]:
     """crop file -> (scene, plate box) for the whole split, as the labeller names the crops."""
     return {name: (sc, box) for sc in scenes(split) for name, box in read_boxes(split, sc, min_width)}
@@ -74,13 +61,6 @@ def full_scene(path: Path, size: tuple[int, int]) -> Image.Image:
                          "cutting plates from the scene (--scene-variants) needs the full-size training scenes, "
                          "not a bundle's downscaled ones")
     return im.convert("RGB")
-
-
-def plate_crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """A box with a margin of 6 % of its width and 12 % of its height on each side, as saved."""
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    return im.crop((int(x0 - 0.06 * w), int(y0 - 0.12 * h), int(x1 + 0.06 * w), int(y1 + 0.12 * h)))
 
 
 LABEL_FIXES = Path(__file__).with_name("label_fixes.csv")
@@ -112,7 +92,6 @@ def read_labels(pseudo: Path, fixes: bool = True, fixes_path: Path = LABEL_FIXES
                 row = {**row, "text": text, "checked": "1"}
             out.append(row)
     if fixes and hand:
-        from models.training.handlabel import HAND_LABELS, hand_labels
         seen = {row["file"] for row in out}
         labelled = {n: v for n, v in hand_labels(hand_path or HAND_LABELS).items() if v[0] and n not in seen}
         saved = {n: v for n, v in labelled.items() if (pseudo / "crops" / n).exists()}
@@ -233,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
         w.writerows(rows)
     print(f"kept {len(rows)} crops -> {out/'labels.csv'}", file=sys.stderr)
     # the crops RapidOCR skipped that were read by eye (hand_labels.csv) train too: save them as well
-    from models.training.handlabel import hand_labels, save_crops
     saved = save_crops(out, {n for n, (text, _) in hand_labels().items() if text}, args.min_width)
     print(f"saved {saved} crops read by eye -> {out / 'crops'}", file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@
     python -m models.training.train_reader --export OUT --out DIR --seed 6
 
 Each RUN is a folder a `train_reader` run wrote (reader.tflite + reader.json). The int8 files are
-dequantised (`recover.float_reader`), averaged weight by weight, and written as the plain weights and
+dequantised (`train_reader.float_reader`), averaged weight by weight, and written as the plain weights and
 training record that `train_reader --export` calibrates and exports. Runs fine-tuned from one model
 stay in one basin, so their average reads at least about as well as each; runs from different
 starts do not average into anything useful, and are refused.
@@ -24,8 +24,7 @@ CARD_ONLY = ("file", "bytes", "int8_synth_valid", "int8_pseudo_valid", "exported
 
 
 def soup(runs: list[Path], out: Path) -> dict:
-    from models.training.recover import float_reader
-    from models.training.train_reader import save_weights_only
+    from models.training.train_reader import float_reader, save_weights_only
     cards = [json.loads((r / "reader.json").read_text()) for r in runs]
     starts = {c.get("init_sha256") for c in cards}
     if len(starts) != 1 or None in starts:

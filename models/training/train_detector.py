@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from models.training.datasets import Scene, scenes
-from models.training.export import export_int8
+from models.training.export import export_int8, int8_convs
 from models.training.synth import paste_over
 from unit.detect import BOX_UNIT, STRIDE, decode, iou
 from unit.preprocess import DET_H, DET_W, letterbox
@@ -127,7 +127,7 @@ def batches(data, batch: int, seed: int, steps: int, q: Queue, synthetic: float 
 
 def build_model(width: int | None = None, height: int | None = None, norm: bool = True):
     """norm=False: the same net without batch norm, as the int8 file holds it (folded into the convs),
-    for fine-tuning the shipped model (`recover.float_detector`)."""
+    for fine-tuning the shipped model (`float_detector`)."""
     import keras
     from keras import layers
 
@@ -164,6 +164,26 @@ def build_model(width: int | None = None, height: int | None = None, norm: bool 
     box = layers.Conv2D(4, 1, activation="relu")(h)
     out = layers.Concatenate(name="grid")([score, box])
     return keras.Model(inp, out, name="plate_detector")
+
+
+def float_detector(path: Path = ROOT / "models" / "detector.tflite"):
+    """The shipped detector as a trainable Keras model (no batch norm), at training's free input size.
+    The int8 graph may run the convs in another order than Keras built them, so each Keras layer takes
+    the first unused file conv of its kernel shape (the FPN's two 1x1 convs differ in input width)."""
+    convs = int8_convs(path, depthwise=True)
+    model = build_model(norm=False)
+    layers = [l for l in model.layers if l.__class__.__name__ in ("Conv2D", "DepthwiseConv2D")]
+    if len(layers) != len(convs):
+        raise ValueError(f"{path}: {len(convs)} convs, the detector has {len(layers)}")
+    used = [False] * len(convs)
+    for layer in layers:
+        want = tuple((layer.depthwise_kernel if hasattr(layer, "depthwise_kernel") else layer.kernel).shape)
+        k = next((i for i, (w, _) in enumerate(convs) if not used[i] and w.shape == want), None)
+        if k is None:
+            raise ValueError(f"{path}: no conv of shape {want} left for {layer.name}")
+        used[k] = True
+        layer.set_weights(list(convs[k]))
+    return model
 
 
 def make_loss():
@@ -307,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         card_path = Path(args.init_tflite).with_suffix(".json")
         if args.epochs == 0 and card_path.is_file():
             init_card = json.loads(card_path.read_text())   # a re-export keeps the training record
-        from models.training.recover import float_detector
         model = float_detector(Path(args.init_tflite))
     else:
         model = build_model()

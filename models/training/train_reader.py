@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from models.training.datasets import scenes
-from models.training.export import export_int8
+from models.training.export import export_int8, int8_convs
 from unit.ctc import ALPHABET, NUM_CLASSES, best_path, encode
 from unit.preprocess import READER_H, READER_W, reader_input
 
@@ -181,7 +181,7 @@ def labels_array(texts: list[str]) -> np.ndarray:
 
 def build_model(width: float = 1.0, norm: bool = True):
     """The reader. `norm=False` builds it with biased convs and no batch norm: the form an int8
-    export has after folding, into which `recover.float_reader` loads a shipped model."""
+    export has after folding, into which `float_reader` loads a shipped model."""
     import keras
     from keras import layers
 
@@ -208,6 +208,21 @@ def build_model(width: float = 1.0, norm: bool = True):
     x = layers.Conv2D(NUM_CLASSES, 1)(x)
     out = layers.Reshape((READER_W // 4, NUM_CLASSES), name="logits")(x)
     return keras.Model(inp, out, name="plate_reader")
+
+
+def float_reader(path: Path = ROOT / "models" / "reader.tflite"):
+    """The shipped reader as a trainable Keras model (no batch norm)."""
+    convs = int8_convs(path)
+    width = convs[0][0].shape[-1] / 16
+    model = build_model(width, norm=False)
+    layers = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
+    if len(layers) != len(convs):
+        raise ValueError(f"{path}: {len(convs)} convs, the reader at width {width:g} has {len(layers)}")
+    for layer, (k, b) in zip(layers, convs):
+        if tuple(layer.kernel.shape) != k.shape:
+            raise ValueError(f"{path}: conv {layer.name} is {tuple(layer.kernel.shape)}, file has {k.shape}")
+        layer.set_weights([k, b])
+    return model, width
 
 
 def greedy_batch(logits: np.ndarray) -> list[str]:
@@ -303,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     # the starting file may be overwritten by this very run (models/reader.tflite): record which it was
     init_sha = hashlib.sha256(Path(init_path).read_bytes()).hexdigest() if init_path else None
     if args.init_tflite:
-        from models.training.recover import float_reader
         model, args.width = float_reader(Path(args.init_tflite))
     else:
         model = build_model(args.width, norm=not args.folded)
