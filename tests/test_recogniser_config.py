@@ -56,7 +56,7 @@ def test_aim_reads_as_the_unit_does(tmp_path):
 
 def test_selftest_models_check_reads_as_the_unit_does(tmp_path, built):
     from provisioning.selftest import Context, Options, check_models
-    from unit.update import Layout
+    from unit.layout import Layout
     ctx = Context(Layout(tmp_path / "root"), Options())
     ctx.cfg = _config(tmp_path, ONE_PASS_ONE_ROW)
     check = check_models(ctx)[0]
