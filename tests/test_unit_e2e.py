@@ -16,8 +16,9 @@ from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
 from unit.buffer import SealedBuffer
-from unit.camera import ManualClock, QueueSource, decode_image
 from unit.config import load
+from unit.sources.frames import ManualClock, decode_image
+from unit.sources.pushed import QueueSource
 from wire import seal
 from wire.read import validate
 from wire.times import utc_ms

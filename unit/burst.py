@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from unit.camera import Frame
 from unit.config import CameraConfig, LaneConfig
 from unit.sensors import Presence
+from unit.sources.frames import Frame
 from wire.read import new_read_id
 
 log = logging.getLogger("unit.burst")
