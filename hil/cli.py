@@ -1,6 +1,6 @@
 """`python -m hil COMMAND`: the hardware-in-the-loop tools (docs/hil.md).
 
-    python -m hil run [CLIPS...] [--realtime] [--json] [--check] [--config UNIT.toml]
+    python -m hil run [CLIPS...] [--realtime | --rtsp [--rtsp-bitrate KBPS]] [--json] [--check] [--config UNIT.toml]
                       [--central-url URL --central-home HOME [--db URL] --token TOKEN]
     python -m hil make-clips SRC OUT [--limit N]        # clips from photos in the benchmark format
     python -m hil build-demo [OUT]                      # rebuild hil/clips (needs ../shared and fonts)
@@ -47,6 +47,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                    help="exit 1 unless every vehicle was read exactly once with no false reads")
     p.add_argument("--baseline", action="store_true",
                    help="also read each made clip's source photo with the recogniser alone, for comparison")
+    p.add_argument("--rtsp", action="store_true",
+                   help="serve each clip over RTSP (H.264, a real server on loopback) to an rtsp camera; real time")
+    p.add_argument("--rtsp-bitrate", type=int, default=2048, help="with --rtsp: H.264 bit rate, kbit/s (default 2048)")
     p.add_argument("--config", help="a unit TOML to take settings from (lanes and camera source come from each clip)")
     p.add_argument("--central-url", help="a running central store (default: start one here)")
     p.add_argument("--central-home", help="its home folder (to find its database)")
@@ -85,11 +88,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"central store (started for this run): {url}  home {central.home}")
         enrolment = enrol_unit(url, token, args.unit_id, work / "identity")
-        opts = Options(realtime=args.realtime, base_config=load_base_config(args.config),
-                       baseline=args.baseline, workdir=work)
+        opts = Options(realtime=args.realtime or args.rtsp, base_config=load_base_config(args.config),
+                       baseline=args.baseline, workdir=work, camera="rtsp" if args.rtsp else "replay",
+                       rtsp_args=("--bitrate", str(args.rtsp_bitrate)))
         show = args.show_reads and not args.json
         if not args.json:
-            print(f"{len(paths)} clips, {'real time' if args.realtime else 'as fast as possible'}, "
+            mode = "real time over RTSP" if args.rtsp else "real time" if args.realtime else "as fast as possible"
+            print(f"{len(paths)} clips, {mode}, "
                   f"unit {enrolment.unit_id} (site {enrolment.site}) -> {url}", flush=True)
         report = Harness(enrolment, db_url, opts, on_read=_print_read if show else None).run(paths)
     finally:

@@ -12,10 +12,17 @@ Modes: as fast as possible (default: times follow the recording on a manual cloc
 for backlog, so a run gives the same reads every time) and real time (`realtime=True`: the clip is
 paced on the wall clock and the unit runs live, dropping frames if recognition falls behind, as on a
 Pi).
+
+With `camera="rtsp"` the clip reaches the unit as an IP camera's would: a real RTSP server on loopback
+(`hil.rtsp_server`, a child process) sends its frames as H.264 in real time, the unit's camera is the
+`rtsp` kind, and the clip's sensor edges are driven onto the mock pins at their wall times by a thread
+of their own, as real sensors act whatever the camera does. This mode is always real time; what it
+reads, against the same clips replayed directly, is what H.264 and a network hop cost.
 """
 from __future__ import annotations
 
 import copy
+import threading
 import time
 import tomllib
 import uuid
@@ -27,7 +34,7 @@ from unit import clips as clips_mod
 from unit.config import RecognitionConfig, UnitConfig, parse
 from unit.service import UnitService
 from unit.sources import open_source
-from unit.sources.frames import Edge, FrameSource, ManualClock, decode_image
+from unit.sources.frames import Edge, FrameSource, ManualClock, SourceEnded, decode_image
 from wire.times import parse_utc, utc_ms
 
 from hil.central import Enrolment, ReadWatcher, StoredRead
@@ -42,6 +49,9 @@ BASE_CONFIG: dict[str, Any] = {
     "log": {"level": "WARNING", "format": "text"},
     "health": {"interval_s": 0.5},
 }
+RTSP_LEAD_S = 2.0      # the RTSP server starts the clip this long after the unit starts connecting
+RTSP_TAIL_S = 1.5      # and the unit's camera is ended this long after the clip's last frame
+RTSP_STALL_S = 3.0
 UPLINK_DEFAULTS = {"idle_s": 0.05, "backoff_base_s": 0.2, "backoff_cap_s": 2.0, "batch_size": 50,
                    "heartbeat_interval_s": 60, "connect_timeout_s": 2.0, "read_timeout_s": 10.0}
 
@@ -55,15 +65,19 @@ class Options:
     timeout_s: float = 600.0                       # one clip's replay, at most
     baseline: bool = False                         # also read each made clip's source photo with the recogniser
     workdir: Path = Path(".")
+    camera: str = "replay"                         # "rtsp": the clip served over RTSP as H.264 (real time)
+    rtsp_args: tuple[str, ...] = ()                # extra hil.rtsp_server options (--bitrate N)
 
 
 class TimedSource:
     """A camera source that notes the wall time at which each sensor edge is handed to the unit (it
-    drives the pin at once), keyed as the read's trigger names it: (lane, edge time)."""
+    drives the pin at once), keyed as the read's trigger names it: (lane, edge time). A live camera
+    never ends by itself: `ends_at` (wall time) ends it, as a recording ends."""
 
-    def __init__(self, source: FrameSource):
+    def __init__(self, source: FrameSource, ends_at: float | None = None):
         self.source = source
         self.clock, self.live = source.clock, source.live
+        self.ends_at = ends_at
         self.edge_wall: dict[tuple[str, str], float] = {}
 
     def open(self) -> None:
@@ -72,11 +86,49 @@ class TimedSource:
     def close(self) -> None:
         self.source.close()
 
+    def health(self) -> dict[str, Any] | None:
+        figures = getattr(self.source, "health", None)
+        return figures() if callable(figures) else None
+
     def read(self, timeout: float = 0.0):
+        if self.ends_at is not None and time.time() > self.ends_at:
+            raise SourceEnded()
         item = self.source.read(timeout)
         if isinstance(item, Edge):
             self.edge_wall[(item.lane, utc_ms(item.t))] = time.time()
         return item
+
+
+class SensorPlayer:
+    """A clip's sensor edges driven onto the unit's (mock) pins at wall time `t0 + t`, from a thread of
+    their own: sensors do not wait for the camera. The wall time of each edge is noted in `edge_wall`
+    under every millisecond the unit may have stamped it with."""
+
+    def __init__(self, clip: clips_mod.Clip, unit: Any, t0: float, edge_wall: dict[tuple[str, str], float]):
+        self.clip, self.unit, self.t0, self.edge_wall = clip, unit, t0, edge_wall
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hil-sensors", daemon=True)
+
+    def start(self) -> "SensorPlayer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        for e in sorted(self.clip.edges, key=lambda e: e.t):
+            if self._stop.wait(max(0.0, self.t0 + e.t - time.time())):
+                return
+            lane = self.unit.lanes.get(e.lane)
+            if lane is None or lane.sensor is None:
+                continue
+            before = time.time()
+            lane.sensor.drive(e.active)
+            after = time.time()
+            for ms in range(int(before * 1000), int(after * 1000) + 1):
+                self.edge_wall[(e.lane, utc_ms(ms / 1000))] = before
 
 
 def load_base_config(path: str | Path | None) -> dict[str, Any] | None:
@@ -96,15 +148,22 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options) -> UnitConfig:
-    """The config one clip is replayed with: base config + the clip's lanes and camera + the uplink."""
+def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options,
+                rtsp_url: str = "") -> UnitConfig:
+    """The config one clip is replayed with: base config + the clip's lanes and camera + the uplink.
+    With `rtsp_url` the camera is that stream instead of the clip's folder."""
     doc = merge(BASE_CONFIG, opts.base_config or {})
     base_dir = Path(doc.pop("_base", "."))
     doc["unit_id"], doc["site"] = enrolment.unit_id, enrolment.site
     doc["central"] = {"public_key": enrolment.sealing_public_key}
     cam = doc.setdefault("camera", {})
-    cam["kind"] = "replay"
-    cam["replay"] = {**cam.get("replay", {}), "path": str(clip.path.resolve())}
+    if rtsp_url:
+        cam["kind"] = "rtsp"
+        cam["rtsp"] = {**cam.get("rtsp", {}), "url": rtsp_url}
+        cam["stall_after_s"] = RTSP_STALL_S
+    else:
+        cam["kind"] = "replay"
+        cam["replay"] = {**cam.get("replay", {}), "path": str(clip.path.resolve())}
     cap = clip.capture
     if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
         cam["resolution"] = [int(v) for v in cap["resolution"]]
@@ -165,7 +224,9 @@ class Harness:
                 results.append(self.run_clip(Path(path), watcher))
         finally:
             watcher.stop()
-        return Report("real time" if self.opts.realtime else "as fast as possible", results,
+        mode = ("real time, camera over RTSP (H.264)" if self.opts.camera == "rtsp"
+                else "real time" if self.opts.realtime else "as fast as possible")
+        return Report(mode, results,
                       self.enrolment.url, self.models)
 
     def run_clip(self, path: Path, watcher: ReadWatcher) -> ClipResult:
@@ -184,21 +245,35 @@ class Harness:
         previous = Device.pin_factory
         Device.pin_factory = MockFactory()
         cfg: UnitConfig | None = None
+        camera = sensors = None
         try:
-            cfg = unit_config(clip, self.enrolment, workdir, self.opts)
-            clock = ManualClock(time.time())
-            source = TimedSource(open_source(cfg, clock=clock, realtime=self.opts.realtime))
-            run.start, run.source = clock(), source
-            service = UnitService(cfg, source, clock=clock, live=self.opts.realtime,
+            if self.opts.camera == "rtsp":
+                from hil.rtsp_server import CameraServer
+                camera = CameraServer(clip.path, t0=time.time() + RTSP_LEAD_S, args=self.opts.rtsp_args).start()
+                cfg = unit_config(clip, self.enrolment, workdir, self.opts, rtsp_url=camera.url)
+                clock: Any = time.time
+                source = TimedSource(open_source(cfg), ends_at=camera.t0 + clip.duration_s + RTSP_TAIL_S)
+                run.start, live = camera.t0, True
+            else:
+                cfg = unit_config(clip, self.enrolment, workdir, self.opts)
+                clock = ManualClock(time.time())
+                source = TimedSource(open_source(cfg, clock=clock, realtime=self.opts.realtime))
+                run.start, live = clock(), self.opts.realtime
+            run.source = source
+            service = UnitService(cfg, source, clock=clock, live=live,
                                   recogniser_factory=lambda: self.recogniser(cfg.recognition), env={})
             service.unit.stage.listeners.append(lambda read, info: run.stored(read.read_id))
             service.start()
+            if camera is not None:
+                sensors = SensorPlayer(clip, service.unit, camera.t0, source.edge_wall).start()
             self.models = dict(service.unit.models.versions)
             try:
                 ended = service.unit.wait_ended(self.opts.timeout_s)
                 if not ended:
                     run.error = f"replay did not end within {self.opts.timeout_s:.0f} s"
             finally:
+                if sensors is not None:
+                    sensors.stop()
                 service.stop(drain_s=self.opts.drain_s)
             run.counters = dict(service.health.counters)
             if service.uplink is None:
@@ -206,6 +281,8 @@ class Harness:
         except Exception as exc:
             run.error = f"{type(exc).__name__}: {exc}"
         finally:
+            if camera is not None:
+                camera.stop()
             Device.pin_factory.reset()
             Device.pin_factory = previous
         # the buffer said everything was acknowledged; give the watcher its last look at the store

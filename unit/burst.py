@@ -120,6 +120,13 @@ class BurstAssembler:
             self.ring.append(frame)
         self.tick(frame.t)
 
+    def on_gap(self, t: float) -> None:
+        """The camera was lost and reopened: the frames in the ring are from before the gap and show a
+        lane as it was then, so a vehicle arriving now must not be given them."""
+        if self.ring:
+            log.info("camera gap: %d pre-trigger frames from before it forgotten", len(self.ring))
+        self.ring.clear()
+
     def tick(self, now: float) -> None:
         """Close full bursts once their presence has lasted long enough not to be a glitch."""
         for lane, burst in list(self.open.items()):

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from unit import sources
+from unit.gpio import BACKENDS
 from unit.schema import DERIVED, ConfigError, Section, is_live, key, read   # ConfigError: callers take it from here
 from wire import seal
 from wire.read import CANDIDATES_MAX, DIRECTIONS
@@ -157,6 +158,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class GpioConfig:
+    """The lane sensors' GPIO library (`unit.gpio`): auto is gpiozero's own on a Pi, libgpiod on a Jetson."""
+    backend: str = field(default="auto", metadata=key(choices=BACKENDS))
+    chip: str = field(default="gpiochip0", metadata=key(nonempty=True))     # gpiod: where bare line offsets are
+
+
+@dataclass(frozen=True)
 class HealthConfig:
     status_path: str = field(default="", metadata=key(path=True))     # empty: "<buffer>.status.json"
     interval_s: float = field(default=5.0, metadata=key(0.1, 3600))
@@ -204,6 +212,7 @@ class UnitConfig:
     log: LogConfig
     health: HealthConfig
     uplink: UplinkConfig
+    gpio: GpioConfig = field(default_factory=GpioConfig)
     path: str = ""
 
     @property

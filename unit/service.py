@@ -22,6 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +37,7 @@ from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
 from unit.reload import FileWatcher
 from unit.sensors import Lane, Presence
-from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, check_frame
+from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, SourceLost, check_frame
 from wire import paths
 
 log = logging.getLogger("unit.service")
@@ -48,6 +49,13 @@ POLL_S = 0.2                 # how often an idle loop looks up (beats, stop requ
 
 def _fields(**kw: Any) -> dict[str, Any]:
     return {"fields": kw}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The camera was closed and reopened (lost, stalled, failed) at wall time `t`: frames before this
+    are from before the gap."""
+    t: float
 
 
 def open_buffer(cfg: UnitConfig, health: Health, clock: Callable[[], float] = time.time) -> SealedBuffer | None:
@@ -95,7 +103,7 @@ class Unit:
         self.health = Health(cfg.unit_id)
         self.health.note("site", cfg.site)
         self.health.set("camera", "starting")
-        self.events: queue.Queue[Frame | Presence] = queue.Queue()
+        self.events: queue.Queue[Frame | Presence | Gap] = queue.Queue()
         self.work: queue.Queue[Work] = queue.Queue()
         n = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames
         self._event_frames = threading.BoundedSemaphore(max(2, n))      # frames waiting for the trigger loop
@@ -191,6 +199,8 @@ class Unit:
         stall = self.cfg.camera.stall_after_s
         try:
             self.source.open()
+        except SourceLost as exc:
+            self._camera_state("lost", f"cannot connect: {exc}")
         except Exception as exc:
             self._camera_state("error", f"cannot open: {type(exc).__name__}: {exc}")
         while not self._stop.is_set():
@@ -202,6 +212,11 @@ class Unit:
                 break
             except BadFrame as exc:
                 self._bad_frame(exc, stall)
+                continue
+            except SourceLost as exc:
+                self._camera_state("lost", f"{exc}; reconnecting in {backoff:g} s")
+                self._reopen(backoff)
+                backoff = min(backoff * 2, longest)
                 continue
             except Exception as exc:
                 self._camera_state("error", f"{type(exc).__name__}: {exc}")
@@ -253,10 +268,14 @@ class Unit:
         return False
 
     def _reopen(self, wait: float) -> None:
+        """Close the camera, wait, open it again. Whatever came before is a gap: the trigger stage
+        forgets its pre-trigger frames, so no burst after the gap is given a frame from before it."""
         try:
             self.source.close()
         except Exception:
             pass
+        self.health.count("camera_gaps")
+        self.events.put(Gap(time.time()))
         end = time.monotonic() + wait
         while (left := end - time.monotonic()) > 0:     # wait, still beating: a dead camera is not a hung loop
             if self._stop.wait(min(POLL_S, left)):
@@ -264,8 +283,11 @@ class Unit:
             self.health.beat("capture")
         try:
             self.source.open()
+        except SourceLost as exc:                       # still gone: stays lost, retried after a longer wait
+            self._camera_state("lost", f"cannot reconnect: {exc}")
         except Exception as exc:
-            self._camera_state("error", f"cannot open: {type(exc).__name__}: {exc}")
+            state = "lost" if self.health.get("camera").get("state") == "lost" else "error"
+            self._camera_state(state, f"cannot open: {type(exc).__name__}: {exc}")
 
     def _drive(self, edge: Edge) -> None:
         """Replay: a recorded sensor change becomes a change on the lane's (mock) pin."""
@@ -292,6 +314,8 @@ class Unit:
             try:
                 if isinstance(item, Presence):
                     self.assembler.on_presence(item)
+                elif isinstance(item, Gap):
+                    self.assembler.on_gap(item.t)
                 else:
                     self._event_frames.release()
                     for lane in self.lanes.values():
@@ -349,6 +373,9 @@ class Unit:
             except sqlite3.Error as exc:
                 self.health.set("buffer", "error", str(exc))
         self.health.note("lanes", {name: lane.health(now) for name, lane in self.lanes.items()})
+        figures = getattr(self.source, "health", None)      # a stream's frames, drops, reconnects, latency
+        if callable(figures):
+            self.health.note("camera", figures())
         for name, lane in self.lanes.items():
             st = lane.sensor_state(now)
             self.health.set(f"lane:{name}", "ok" if st in ("ok", "none") else st)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unit import gpio
 from unit import record as recording
 from unit.commands.common import with_config
 from unit.config import UnitConfig
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace, cfg: UnitConfig) -> int:
     if not 0 < args.seconds <= 3600 or not 1 <= args.quality <= 100:
         print("alpr-unit record-clip: --seconds must be within 0..3600 and --quality 1..100", file=sys.stderr)
         return 2
+    try:
+        gpio.setup(cfg.gpio)
+    except ImportError as exc:               # record the frames anyway; the clip says the sensors were not read
+        print(f"alpr-unit record-clip: {exc}", file=sys.stderr)
     try:
         clip = recording.record(cfg, args.out, args.seconds, quality=args.quality, note=args.note)
     except (FileExistsError, ValueError) as exc:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
 
-from unit import logs
+from unit import gpio, logs
 from unit.commands.common import with_config
 from unit.config import UnitConfig
 from unit.service import serve
@@ -23,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 @with_config
 def run(args: argparse.Namespace, cfg: UnitConfig) -> int:
     logs.setup(cfg.log.level, cfg.log.format)
+    try:
+        logging.getLogger("unit.gpio").info("GPIO: %s", gpio.setup(cfg.gpio))
+    except ImportError as exc:                 # the lanes fall back to motion and say so in health
+        logging.getLogger("unit.gpio").error("%s", exc)
     try:
         source = open_source(cfg)
     except ValueError as exc:

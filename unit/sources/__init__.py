@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {
     "picamera2": "unit.sources.picamera:KIND",
     "replay": "unit.sources.replay:KIND",
+    "gstreamer": "unit.sources.gstreamer:KIND",
+    "rtsp": "unit.sources.rtsp:KIND",
+    "v4l2": "unit.sources.v4l2:KIND",
+    "jetson-csi": "unit.sources.jetson_csi:KIND",
 }
 
 

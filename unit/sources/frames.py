@@ -2,8 +2,9 @@
 
 A source's `read(timeout)` gives the next `Frame`, an `Edge` (recorded kinds only: a sensor change as
 it was recorded), or None when nothing came in time (the capture loop turns a long run of None into a
-"stalled" camera). It raises `SourceEnded` when a recording has no more, and `BadFrame` for a frame
-it cannot use; the loop logs that, counts it and carries on.
+"stalled" camera). It raises `SourceEnded` when a recording has no more, `SourceLost` when a live
+stream has gone (the loop reports the camera lost and reconnects), and `BadFrame` for a frame it
+cannot use; the loop logs that, counts it and carries on.
 
 `check_frame` is the one frame check, applied by the unit's capture loop and by the recogniser. It
 gives an RGB uint8 H x W x 3 array of at least 16 x 16: grey frames (H x W, or H x W x 1) and
@@ -31,6 +32,12 @@ class BadFrame(ValueError):
 
 class SourceEnded(Exception):
     """A recording has no more events."""
+
+
+class SourceLost(Exception):
+    """A live stream was lost (it ended, its connection dropped, its pipeline failed, or it stopped
+    delivering): the caller reports the camera lost, forgets every frame from before the gap and
+    opens the source again after a backoff. The message says why."""
 
 
 @dataclass
