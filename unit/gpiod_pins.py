@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import threading
 import time
 from datetime import timedelta
@@ -79,7 +80,7 @@ class GpiodFactory(Factory):
         spec = spec.strip()
         if spec.isdigit():
             return self.chip, int(spec)
-        if spec.upper().startswith(("GPIO", "BCM", "BOARD", "WPI", "J8:")) and spec[-1].isdigit():
+        if re.fullmatch(r"(GPIO|BCM|BOARD|WPI|J8:)\d+", spec, re.IGNORECASE):
             raise PinInvalidPin(f"{spec!r} is a Raspberry Pi pin name; with the gpiod backend give the kernel's "
                                 "line: an offset on [gpio] chip, 'gpiochipN:OFFSET' or a line name (gpioinfo)")
         chip, sep, line = spec.rpartition(":")
@@ -101,20 +102,18 @@ class GpiodFactory(Factory):
         name = f"{os.path.basename(path)}:{offset}"
         for info in self._header.pins.values():
             if info.name == name:
-                if spec not in info.names:                    # another name for the same line
-                    new = info._replace(names=info.names | {spec})
-                    self._header.pins[info.number] = new
-                    return new
                 return info
-        info = PinInfo(number=len(self._header.pins) + 1, name=name, names=frozenset({spec, name}), pull="",
+        info = PinInfo(number=len(self._header.pins) + 1, name=name, names=frozenset({name}), pull="",
                        row=0, col=0, interfaces=frozenset({"gpio"}))
         self._header.pins[info.number] = info
         return info
 
     def reserve_pins(self, requester: Any, *names: Any) -> None:
-        for n in names:
-            self._info(n)              # known before it is reserved, so a second user is refused
-        super().reserve_pins(requester, *names)
+        # by the line's own name, so the same line under another name is refused as in use
+        super().reserve_pins(requester, *(self._info(n).name for n in names))
+
+    def release_pins(self, reserver: Any, *names: Any) -> None:
+        super().release_pins(reserver, *(self._info(n).name for n in names))
 
     def pin(self, spec: int | str) -> "GpiodPin":
         info = self._info(spec)
