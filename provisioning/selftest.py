@@ -7,8 +7,8 @@ Checks, in order (`--only` / `--skip` pick them by name):
 | --- | --- |
 | `config` | the unit config loads and validates (as the service would load it) |
 | `identity` | the identity key is readable and its unit id is the config's |
-| `camera` | the configured camera opens and delivers frames (not black) |
-| `sensors` | every lane's sensor shows a live edge: present, then absent, within `--sensor-wait` s (walk through the beam, drive over the loop) |
+| `camera` | the configured camera (any kind) opens and delivers frames, not black; a live camera's size and frame rate are measured against `camera.resolution` and `camera.fps` (a warning when they differ) |
+| `sensors` | the GPIO backend loads (`[gpio]`: gpiozero on a Pi, libgpiod on a Jetson), and every lane's sensor shows a live edge: present, then absent, within `--sensor-wait` s (walk through the beam, drive over the loop) |
 | `models` | the models load and read the bundled test plate exactly |
 | `clock` | the clock is within `--max-skew` s of the central store's (HTTP Date), and NTP is synchronised where systemd can say |
 | `disk` | free space at the buffer's folder covers `buffer.max_mb` plus a margin |
@@ -39,6 +39,8 @@ from unit.layout import SERVICE, Layout, read_json
 
 CHECKS = ("config", "identity", "camera", "sensors", "models", "clock", "disk", "central")
 DISK_MARGIN_MB = 256.0
+RATE_WINDOW_S = 2.0      # a live camera is watched this long to measure its frame rate
+RATE_SLACK = 0.8         # a rate below this share of camera.fps is warned about
 STOP_SERVICE = f"stop the service while testing: systemctl stop {SERVICE} (start it again afterwards)"
 
 
@@ -116,19 +118,39 @@ def check_identity(ctx: Context) -> list[Check]:
     return [Check("identity", "pass", f"unit {unit_id}, key {identity.key_id(key)}")]
 
 
-def _camera_advice(exc: BaseException) -> tuple[str, str]:
+# what to look at when a camera of each kind does not open or gives nothing
+_CAMERA_CHECKS = {
+    "picamera2": "check the ribbon cable is seated at both ends (contacts facing the right way) and the camera has "
+                 "power; `rpicam-hello --list-cameras` must list it; camera_auto_detect=1 in /boot/firmware/config.txt; "
+                 "reboot after reconnecting",
+    "rtsp": "check the camera answers at its address (ping it), the URL's path (it differs by make: /stream1, "
+            "/h264, /Streaming/Channels/101), the user and password in camera.rtsp.credentials_file, and try "
+            "transport = \"tcp\"; `gst-launch-1.0 rtspsrc location=URL ! fakesink` shows the camera's own answer",
+    "v4l2": "`v4l2-ctl --list-devices` must list the camera; `v4l2-ctl -d DEVICE --list-formats-ext` shows the "
+            "formats, sizes and rates it offers (set camera.v4l2.pixel_format, camera.resolution and camera.fps "
+            "from it); the service user must be in group video; a USB camera wants a port with enough power",
+    "jetson-csi": "`gst-launch-1.0 nvarguscamerasrc sensor-id=N num-buffers=30 ! fakesink` must run; sudo systemctl "
+                  "restart nvargus-daemon; check the ribbon cable, and that the sensor is enabled for its CSI port "
+                  "(/opt/nvidia/jetson-io/jetson-io.py); the service user must be in group video",
+    "gstreamer": "run the pipeline as `gst-launch-1.0 PIPELINE ! fakesink` to see GStreamer's own error",
+}
+
+
+def _camera_advice(exc: BaseException, kind: str = "picamera2") -> tuple[str, str]:
+    from unit.sources.gstreamer import CameraUnavailable
     msg = f"{type(exc).__name__}: {exc}"
     low = msg.lower()
     if isinstance(exc, ModuleNotFoundError) and "picamera2" in low:
         return ("no camera software: picamera2 is not installed (or this is not a Raspberry Pi)",
                 "on Raspberry Pi OS: sudo apt install python3-picamera2; the unit's venv must see system "
                 "packages (firmware/install.sh makes it with --system-site-packages)")
+    if isinstance(exc, CameraUnavailable):
+        return (f"the camera cannot run with what is installed: {exc}",
+                "install what is named (firmware/install.sh installs the GStreamer packages a unit needs), "
+                "or choose the camera kind this board has (camera.kind)")
     if "busy" in low or "acquire" in low:
         return (f"camera is in use by another process ({msg})", STOP_SERVICE)
-    return (f"no camera found ({msg})",
-            "check the ribbon cable is seated at both ends (contacts facing the right way) and the camera has "
-            "power; `rpicam-hello --list-cameras` must list it; camera_auto_detect=1 in /boot/firmware/config.txt; "
-            "reboot after reconnecting")
+    return (f"no camera found ({msg})", _CAMERA_CHECKS.get(kind, _CAMERA_CHECKS["gstreamer"]))
 
 
 def check_camera(ctx: Context) -> list[Check]:
@@ -138,22 +160,26 @@ def check_camera(ctx: Context) -> list[Check]:
     from unit.sources.frames import BadFrame, Frame, SourceEnded
     cfg = ctx.cfg
     assert cfg is not None
+    kind = cfg.camera.kind
     try:
         src = open_source(cfg)
     except ValueError as exc:
         return [Check("camera", "fail", f"camera source: {exc}",
-                      "camera.replay.path must be a clip or stills folder for a replay camera; on a unit use "
-                      "camera.kind = \"picamera2\"")]
+                      f"set the key named above in [camera.{kind}] (docs/unit-config.md, Camera kinds)")]
     t0 = time.monotonic()
     try:
         src.open()
     except Exception as exc:                              # picamera2 raises anything from IndexError to RuntimeError
-        detail, advice = _camera_advice(exc)
-        return [Check("camera", "fail", detail, advice)]
-    frames, bad, size, brightness = 0, 0, None, []
+        detail, advice = _camera_advice(exc, kind)
+        return [Check("camera", "fail", f"{kind}: {detail}", advice)]
+    # a camera is watched long enough to measure its frame rate; a recording gives a few frames
+    want_s = RATE_WINDOW_S if kind != "replay" and getattr(src, "live", False) else 0.0
+    times: list[float] = []
+    bad, size, brightness = 0, None, []
     try:
         deadline = t0 + ctx.opts.camera_timeout
-        while frames < ctx.opts.camera_frames and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (len(times) < ctx.opts.camera_frames
+                                               or (times and times[-1] - times[0] < want_s)):
             try:
                 item = src.read(timeout=0.5)
             except SourceEnded:
@@ -162,29 +188,51 @@ def check_camera(ctx: Context) -> list[Check]:
                 bad += 1
                 continue
             if isinstance(item, Frame):
-                frames += 1
+                times.append(item.t)
                 size = (item.image.shape[1], item.image.shape[0])
                 brightness.append(float(item.image[::8, ::8].mean()))
     except Exception as exc:
-        detail, advice = _camera_advice(exc)
-        return [Check("camera", "fail", f"camera failed while capturing: {detail}", advice)]
+        detail, advice = _camera_advice(exc, kind)
+        return [Check("camera", "fail", f"{kind}: camera failed while capturing: {detail}", advice)]
     finally:
         try:
             src.close()
         except Exception:
             pass
     took = time.monotonic() - t0
+    frames = len(times)
     if frames == 0:
-        return [Check("camera", "fail", f"camera opened but gave no frame in {ctx.opts.camera_timeout:.0f} s"
+        return [Check("camera", "fail", f"{kind}: camera opened but gave no frame in {ctx.opts.camera_timeout:.0f} s"
                       + (f" ({bad} bad frames)" if bad else ""),
-                      "a camera that opens but delivers nothing: reseat the cable, check the power supply "
-                      "(5 V 3 A for a Pi 4, 5 A for a Pi 5), then reboot")]
+                      "a camera that opens but delivers nothing: " + (
+                          "reseat the cable, check the power supply (5 V 3 A for a Pi 4, 5 A for a Pi 5), then reboot"
+                          if kind == "picamera2" else _CAMERA_CHECKS.get(kind, _CAMERA_CHECKS["gstreamer"])))]
     mean = sum(brightness) / len(brightness)
     if mean < 8:
-        return [Check("camera", "fail", f"{frames} frames {size[0]}x{size[1]} but black (mean level {mean:.0f}/255)",
+        return [Check("camera", "fail", f"{kind}: {frames} frames {size[0]}x{size[1]} but black (mean level {mean:.0f}/255)",
                       "lens cap on, the lens covered, or no light at night (IR illuminator); "
-                      "camera.picamera2.shutter_us too short?")]
-    return [Check("camera", "pass", f"{frames} frames {size[0]}x{size[1]} in {took:.1f} s, mean level {mean:.0f}/255")]
+                      "exposure too short (the camera kind's exposure keys)?")]
+    detail = f"{kind}: {frames} frames {size[0]}x{size[1]}"
+    rate = (frames - 1) / (times[-1] - times[0]) if frames > 1 and times[-1] > times[0] else None
+    if want_s and rate is not None:
+        detail += f" at {rate:.1f} fps"
+    detail += f" in {took:.1f} s, mean level {mean:.0f}/255"
+    figures = getattr(src, "health", None)
+    if want_s and callable(figures):
+        detail += f", {figures().get('dropped', 0)} dropped, capture to pipeline {figures().get('latency_ms', 0):.0f} ms"
+    out = [Check("camera", "pass", detail)]
+    res = tuple(cfg.camera.resolution)
+    if want_s and size != res:
+        out.append(Check("camera:resolution", "warn", f"the camera gives {size[0]}x{size[1]}, camera.resolution "
+                         f"says {res[0]}x{res[1]}",
+                         "set camera.resolution to what the camera gives, or set the camera's stream "
+                         "(its web page, or the pipeline's caps) to the configured size"))
+    if want_s and rate is not None and rate < RATE_SLACK * cfg.camera.fps:
+        out.append(Check("camera:rate", "warn", f"the camera gives {rate:.1f} frames a second, camera.fps says "
+                         f"{cfg.camera.fps:g}",
+                         "set the camera's frame rate (its web page, or the pipeline's caps) to camera.fps, or "
+                         "lower camera.fps; in the dark some cameras lengthen the exposure and slow down"))
+    return out
 
 
 _WIRING = {
@@ -196,6 +244,12 @@ _WIRING = {
 }
 
 
+GPIOD_ADVICE = ("with libgpiod (a Jetson) sensor.pin is the kernel's GPIO line: `gpioinfo` lists chips, offsets and "
+                "names (docs/unit-config.md says how to find a header pin's line); the service user must be in "
+                "group gpio and /dev/gpiochip* must belong to it (firmware/install.sh writes the udev rule; "
+                "ls -l /dev/gpiochip*)")
+
+
 def check_sensors(ctx: Context) -> list[Check]:
     if (skip := _need_config(ctx, "sensors")):
         return [skip]
@@ -205,7 +259,14 @@ def check_sensors(ctx: Context) -> list[Check]:
     lanes = [ln for ln in cfg.lanes if ln.has_sensor]
     if not lanes:
         return [Check("sensors", "skip", "no lane has a sensor: every lane is triggered by motion")]
-    out: list[Check] = []
+    from unit import gpio
+    try:
+        backend = gpio.setup(cfg.gpio)
+    except ImportError as exc:
+        return [Check("gpio", "fail", str(exc), "firmware/install.sh installs the GPIO library this board needs; "
+                      "or choose another [gpio] backend")]
+    out: list[Check] = [Check("gpio", "pass", f"backend {backend}")]
+    on_gpiod = gpio.backend(cfg.gpio) == "gpiod"
     opened: dict[str, Any] = {}
     events: dict[str, list[tuple[bool, float]]] = {ln.name: [] for ln in lanes}
     lock = threading.Lock()
@@ -225,7 +286,7 @@ def check_sensors(ctx: Context) -> list[Check]:
             msg = f"{type(exc).__name__}: {exc}"
             busy = "busy" in msg.lower()
             out.append(Check(f"sensor:{ln.name}", "fail", f"cannot open GPIO {ln.sensor.pin} ({msg})",
-                             STOP_SERVICE if busy else
+                             STOP_SERVICE if busy else GPIOD_ADVICE if on_gpiod else
                              "on a Pi: sudo apt install python3-lgpio, and the service user must be in group gpio; "
                              "check sensor.pin is a BCM number (GPIO17, not header pin 11)"))
     try:

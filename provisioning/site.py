@@ -36,6 +36,11 @@ from wire.read import DIRECTIONS
 from wire.times import utc_now
 
 CAMERA_KINDS = tuple(KINDS)
+# what --camera-source sets for each kind: its [camera.<kind>] key, and whether the kind needs it
+CAMERA_SOURCE = {"replay": ("path", True, "a clip or stills folder"), "rtsp": ("url", True, "the stream's rtsp:// URL"),
+                 "gstreamer": ("pipeline", True, "a gst-launch-1.0 pipeline"),
+                 "v4l2": ("device", False, "the device, /dev/video0 or /dev/v4l/by-id/..."),
+                 "jetson-csi": ("sensor_id", False, "the CSI sensor id, 0 or 1")}
 SENSOR_ALIASES = {"ir": "ir_beam", "beam": "ir_beam", "ir-beam": "ir_beam", "irbeam": "ir_beam", "": "none"}
 POLARITY_DEFAULTS = {"loop": (False, True), "radar": (False, True), "ir_beam": (True, True), "none": (True, None)}
 LANE_KEYS = ("name", "direction", "sensor", "pin", "active", "pull", "roi")
@@ -177,8 +182,10 @@ def render(lay: Layout, site: Site, unit_id: str, enrolled: dict[str, Any]) -> s
         pi.append(f"lens_position = {_num(site.lens_position)}   # dioptres: 1 / focus distance in metres")
     if pi:
         lines += ["", "[camera.picamera2]", *pi]
-    if site.camera_source:
-        lines += ["", "[camera.replay]", f"path = {_q(site.camera_source)}"]
+    if site.camera_source and site.camera in CAMERA_SOURCE:
+        key = CAMERA_SOURCE[site.camera][0]
+        value = site.camera_source if key != "sensor_id" else int(site.camera_source)
+        lines += ["", f"[camera.{site.camera}]", f"{key} = {_q(value) if isinstance(value, str) else value}"]
     for lane in site.lanes:
         lines += ["", "[[lanes]]", f"name = {_q(lane.name)}", f"direction = {_q(lane.direction)}",
                   "roi = [" + ", ".join(_num(v) for v in lane.roi) + "]", "  [lanes.sensor]",
@@ -255,8 +262,10 @@ def interactive(site: Site) -> Site:
         lanes.append(lane_from(f, f"lane {i + 1}"))
     site.lanes = lanes
     site.camera = _ask(f"camera ({'/'.join(CAMERA_KINDS)})", site.camera, _choice(CAMERA_KINDS))
-    if site.camera == "replay":
-        site.camera_source = _ask("replay folder", site.camera_source or "", _nonempty)
+    if site.camera in CAMERA_SOURCE:
+        key, needed, what = CAMERA_SOURCE[site.camera]
+        site.camera_source = _ask(f"{site.camera} camera: {what}", site.camera_source or "",
+                                  _nonempty if needed else (lambda v: v.strip()))
     site.resolution = _ask("resolution WxH", f"{site.resolution[0]}x{site.resolution[1]}", _resolution)
     lens = _ask("lens position in dioptres (1/metres; 'none' for a fixed-focus lens)",
                 "none" if site.lens_position is None else _num(site.lens_position),
@@ -306,8 +315,10 @@ def write_site(lay: Layout, site: Site, config_path: Path | None = None, expect_
     names = [lane.name for lane in site.lanes]
     if len(set(names)) != len(names):
         raise Usage(f"lane names must differ: {', '.join(names)}")
-    if site.camera == "replay" and not site.camera_source:
-        raise Usage("--camera replay needs --camera-source (a clip folder or a folder of stills)")
+    if site.camera in CAMERA_SOURCE and CAMERA_SOURCE[site.camera][1] and not site.camera_source:
+        raise Usage(f"--camera {site.camera} needs --camera-source ({CAMERA_SOURCE[site.camera][2]})")
+    if site.camera == "jetson-csi" and site.camera_source and not site.camera_source.isdigit():
+        raise Usage(f"--camera-source for a jetson-csi camera is the sensor id (0, 1, ...), not {site.camera_source!r}")
     if site.camera == "replay" and site.camera_source:
         site.camera_source = str(Path(site.camera_source).resolve())
     config_path = config_path or lay.config
@@ -346,7 +357,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="name=..,direction=in|out|unknown,sensor=loop|ir_beam|radar|none,pin=N,active=high|low,"
                         "pull=up|down|floating,roi=x0:y0:x1:y1 (repeat for each lane)")
     p.add_argument("--camera", choices=CAMERA_KINDS, default="picamera2")
-    p.add_argument("--camera-source", default="", help="replay only: a clip or stills folder")
+    p.add_argument("--camera-source", default="",
+                   help="the camera: " + "; ".join(f"{k}: {w}" for k, (_, _, w) in CAMERA_SOURCE.items()))
     p.add_argument("--resolution", default="1920x1080", help="WIDTHxHEIGHT (default 1920x1080)")
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--shutter-us", type=int, help="exposure in microseconds (default 1000)")

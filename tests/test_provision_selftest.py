@@ -102,7 +102,9 @@ def test_sensor_stuck_active_points_at_polarity(tmp_path, pins, capsys):
     assert cli.main(["site", "--root", str(root), "--lane", "name=in,sensor=loop,pin=22,active=high,pull=up"]) == 0
     capsys.readouterr()
     assert cli.main(["selftest", "--root", str(root), "--only", "sensors", "--sensor-wait", "0.3", "--json"]) == 1
-    check = json.loads(capsys.readouterr().out)["checks"][0]
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["gpio"]["status"] == "pass" and checks["gpio"]["detail"].startswith("backend gpiozero")
+    check = checks["sensor:in"]
     assert check["status"] == "fail" and "all the time" in check["detail"] and "active = low" in check["advice"]
 
 

@@ -74,7 +74,7 @@ def _without_two_row_key(cfgdir: Path) -> Path:
 @pytest.mark.parametrize("old,new,message", [
     ('unit_id = "gate3-east"', "unit_id = 7", "unit_id: expected a non-empty string, got 7"),
     ("shutter_us = 1000 ", "shutter_us = 0.5 ", "camera.picamera2.shutter_us: expected an integer from 10 to 1000000"),
-    ('kind = "picamera2"', 'kind = "usb"', "camera.kind: expected one of 'picamera2', 'replay', got 'usb'"),
+    ('kind = "picamera2"', 'kind = "usb"', "camera.kind: expected one of 'picamera2', 'replay', 'gstreamer', 'rtsp', 'v4l2', 'jetson-csi', got 'usb'"),
     ('direction = "in"', 'direction = "north"', "lanes[0].direction: expected one of 'in', 'out', 'unknown'"),
     ("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.5, 0.3, 0.2, 1.0]", "lanes[0].roi: expected [x0, y0, x1, y1]"),
     ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),

@@ -175,9 +175,9 @@ def test_open_source_chooses_the_kind_the_config_names(tmp_path):
 
 
 def test_a_new_kind_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
-    """What the next camera kinds (GStreamer, RTSP, V4L2, a Jetson's CSI camera) take: a module with an
-    Options dataclass and an open function, and a line in KINDS. Its table is checked by the config
-    with errors naming the key, and open_source builds it."""
+    """What a new camera kind (as the GStreamer, RTSP, V4L2 and Jetson CSI kinds did) takes: a module
+    with an Options dataclass and an open function, and a line in KINDS. Its table is checked by the
+    config with errors naming the key, and open_source builds it."""
     import sys
     import types
     from dataclasses import dataclass, field
@@ -185,7 +185,7 @@ def test_a_new_kind_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
     from unit.config import ConfigError
     from unit.schema import key
 
-    mod = types.ModuleType("fake_v4l2")
+    mod = types.ModuleType("fake_thermal")
 
     @dataclass(frozen=True)
     class Options:
@@ -201,17 +201,17 @@ def test_a_new_kind_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
             self.cfg = cfg
 
     mod.KIND = sources.SourceKind(Options, lambda cfg, clock=None, realtime=True: Source(cfg))
-    monkeypatch.setitem(sys.modules, "fake_v4l2", mod)
-    monkeypatch.setitem(sources.KINDS, "v4l2", "fake_v4l2:KIND")
+    monkeypatch.setitem(sys.modules, "fake_thermal", mod)
+    monkeypatch.setitem(sources.KINDS, "thermal", "fake_thermal:KIND")
 
-    cfg = _config(tmp_path, '[camera]\nkind = "v4l2"\n[camera.v4l2]\ndevice = "/dev/video2"')
+    cfg = _config(tmp_path, '[camera]\nkind = "thermal"\n[camera.thermal]\ndevice = "/dev/video2"')
     assert cfg.camera.options == Options(device="/dev/video2")
     src = sources.open_source(cfg)
     assert isinstance(src, Source) and src.cfg.camera.options.exposure == 100
-    assert cfg.flat()["camera.v4l2.device"] == "/dev/video2"
-    with pytest.raises(ConfigError, match="camera.v4l2.exposure: expected an integer from 1 to 10000, got 0"):
-        _config(tmp_path, '[camera]\nkind = "v4l2"\n[camera.v4l2]\nexposure = 0')
-    with pytest.raises(ConfigError, match="camera.kind: expected one of 'picamera2', 'replay', 'v4l2', got 'usb'"):
+    assert cfg.flat()["camera.thermal.device"] == "/dev/video2"
+    with pytest.raises(ConfigError, match="camera.thermal.exposure: expected an integer from 1 to 10000, got 0"):
+        _config(tmp_path, '[camera]\nkind = "thermal"\n[camera.thermal]\nexposure = 0')
+    with pytest.raises(ConfigError, match="camera.kind: expected one of 'picamera2', 'replay', .*'jetson-csi', 'thermal', got 'usb'"):
         _config(tmp_path, '[camera]\nkind = "usb"')
     with pytest.raises(ValueError, match="camera kind 'usb' is not one of"):
         sources.kind("usb")
