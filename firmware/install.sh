@@ -1,35 +1,47 @@
 #!/usr/bin/env bash
-# firmware/install.sh - put the unit software onto a Raspberry Pi OS (bookworm) system. Idempotent.
+# firmware/install.sh - put the unit software onto a Raspberry Pi OS (bookworm) or a Jetson (JetPack 6,
+# Ubuntu 22.04) system. Idempotent.
 #
-#   sudo firmware/install.sh                  # on the Pi, from a checkout or an unpacked release
+#   sudo firmware/install.sh                  # on the unit, from a checkout or an unpacked release
 #   firmware/install.sh --prefix /mnt/img     # into an image or a throwaway root (no apt, no systemctl start)
+#   options: --board auto|pi|jetson (default auto), --no-gstreamer (a Pi with only its own camera)
 #
-# What it does (each step only if not already done):
-#   1. apt packages: python3-venv python3-picamera2 python3-lgpio (skipped with --prefix unless --apt)
-#   2. the service user `alpr` (system, no login) in the video and gpio groups
+# The board: a Jetson when ROOT/etc/nv_tegra_release exists or ROOT/proc/device-tree/model names one,
+# else a Raspberry Pi. What it does (each step only if not already done):
+#   1. apt packages. Pi: python3-venv python3-picamera2 python3-lgpio python3-gi; Jetson: python3.11
+#      with its venv and headers, and what PyGObject and gpiod build against; both: GStreamer (tools,
+#      plugins base/good/bad, libav, the introspection data) for IP, USB and CSI cameras. JetPack's own
+#      GStreamer plugins (nvarguscamerasrc, nvvidconv, nvv4l2decoder) come with JetPack. (Skipped with
+#      --prefix unless --apt.)
+#   2. the service user `alpr` (system, no login) in the video and gpio groups (gpio made on a Jetson,
+#      with a udev rule giving it /dev/gpiochip*)
 #   3. directories: /etc/alpr-unit (root:alpr 0750), /etc/alpr-unit/identity (root 0700),
 #      /var/lib/alpr-unit (alpr 0750), /opt/alpr/slots
-#   4. a venv at /opt/alpr/venv with --system-site-packages (picamera2 and lgpio come from apt) and the
-#      unit's Python dependencies from setup.cfg, what `pip install '.[unit]'` would pull (the bare
-#      requirements and the `unit` extra; numpy kept < 2: firmware/constraints-pi.txt)
+#   4. a venv at /opt/alpr/venv with --system-site-packages and the unit's Python dependencies from
+#      setup.cfg: the bare requirements and the `unit` extra (Pi: numpy kept < 2 for apt's picamera2,
+#      firmware/constraints-pi.txt; the Pi's PyGObject and lgpio come from apt), on a Jetson also the
+#      `gstreamer` (PyGObject) and `jetson` (gpiod) extras
 #   5. the code into slot a (/opt/alpr/slots/a/lib, current -> slots/a) - first install only; later
 #      versions arrive as signed bundles (alpr-unit update apply)
 #   6. /usr/local/bin/alpr-unit and alpr-provision
-#   7. systemd: alpr-unit.service, alpr-unit-update-check.service, hardware watchdog and journald limits;
-#      both services enabled (started once provisioned: alpr-provision ... then systemctl start alpr-unit)
+#   7. systemd: alpr-unit.service, alpr-unit-update-check.service, hardware watchdog and journald limits
+#      (on a Jetson a drop-in letting the service reach the Argus camera daemon); both services enabled
+#      (started once provisioned: alpr-provision ... then systemctl start alpr-unit)
 #
 # With --prefix, users are made with `useradd --prefix` in the target's databases and owners set by
 # number from them; systemd units are enabled with `systemctl --root`. Commands can be replaced for
-# tests and image builds through the environment: APT_GET, SYSTEMCTL, USERADD, USERMOD, GETENT, CHOWN,
-# PYTHON, ALPR_PIP (the pip command), ALPR_VENV_FLAGS.
+# tests and image builds through the environment: APT_GET, SYSTEMCTL, USERADD, USERMOD, GROUPADD, GETENT,
+# CHOWN, UDEVADM, PYTHON, ALPR_PIP (the pip command), ALPR_VENV_FLAGS.
 set -euo pipefail
 
 PREFIX=/
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DO_APT=auto
 SVC_USER=alpr
+BOARD=auto
+GSTREAMER=yes
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX="$2"; shift 2 ;;
@@ -37,6 +49,9 @@ while [ $# -gt 0 ]; do
     --source) SRC="$2"; shift 2 ;;
     --apt) DO_APT=yes; shift ;;
     --no-apt) DO_APT=no; shift ;;
+    --board) BOARD="$2"; shift 2 ;;
+    --board=*) BOARD="${1#*=}"; shift ;;
+    --no-gstreamer) GSTREAMER=no; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -49,13 +64,32 @@ R="$PREFIX"                       # R/etc/... is /etc/... on a live system
 [ "$DO_APT" = auto ] && DO_APT=$LIVE
 if [ "$LIVE" = yes ]; then TARGET=(); else TARGET=(--prefix "$PREFIX"); fi
 
+# the board: the same files unit/board.py reads
+if [ "$BOARD" = auto ]; then
+  BOARD=pi
+  if [ -f "$R/etc/nv_tegra_release" ] || tr -d '\0' < "$R/proc/device-tree/model" 2>/dev/null | grep -q Jetson; then
+    BOARD=jetson
+  fi
+fi
+case "$BOARD" in pi|jetson) ;; *) echo "install.sh: --board must be auto, pi or jetson" >&2; exit 2 ;; esac
+
 APT_GET=${APT_GET:-apt-get}
 SYSTEMCTL=${SYSTEMCTL:-systemctl}
 USERADD=${USERADD:-useradd}
 USERMOD=${USERMOD:-usermod}
+GROUPADD=${GROUPADD:-groupadd}
 GETENT=${GETENT:-getent}
 CHOWN=${CHOWN:-chown}
-PYTHON=${PYTHON:-python3}
+UDEVADM=${UDEVADM:-udevadm}
+if [ "$BOARD" = jetson ]; then
+  PYTHON=${PYTHON:-python3.11}     # JetPack 6's python3 is 3.10; the unit needs 3.11 (tomllib)
+  EXTRAS="unit gstreamer jetson"
+  CONSTRAINTS=""
+else
+  PYTHON=${PYTHON:-python3}
+  EXTRAS="unit"
+  CONSTRAINTS="$SRC/firmware/constraints-pi.txt"
+fi
 ALPR_VENV_FLAGS=${ALPR_VENV_FLAGS:-}
 
 say() { echo "install.sh: $*"; }
@@ -64,16 +98,28 @@ changed=0
 did() { say "$*"; changed=$((changed + 1)); }
 
 [ -f "$SRC/setup.cfg" ] && [ -d "$SRC/unit" ] || die "$SRC is not the software's source tree (no setup.cfg, unit/)"
+say "board: $BOARD"
 if [ "$LIVE" = yes ]; then
   [ "$(id -u)" = 0 ] || die "run as root (sudo $0)"
-  if ! grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+  if [ "$BOARD" = pi ] && ! grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
     say "warning: not Raspberry Pi OS / Debian bookworm; continuing"
+  fi
+  if [ "$BOARD" = jetson ] && ! grep -q 'VERSION_CODENAME=jammy' /etc/os-release 2>/dev/null; then
+    say "warning: not JetPack 6 (Ubuntu 22.04); continuing"
   fi
 fi
 
 # 1. apt ---------------------------------------------------------------------------------------------
 if [ "$DO_APT" = yes ]; then
-  APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio)
+  if [ "$BOARD" = jetson ]; then
+    APT_PACKAGES=(python3.11 python3.11-venv python3.11-dev gcc pkg-config libgirepository1.0-dev libcairo2-dev)
+  else
+    APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio python3-gi)
+  fi
+  if [ "$GSTREAMER" = yes ]; then
+    APT_PACKAGES+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+                   gstreamer1.0-libav gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0)
+  fi
   if ! $APT_GET install -y --no-install-recommends "${APT_PACKAGES[@]}"; then
     $APT_GET update && $APT_GET install -y --no-install-recommends "${APT_PACKAGES[@]}"
   fi
@@ -89,6 +135,11 @@ if ! lookup passwd "$SVC_USER" >/dev/null 2>&1; then
   $USERADD "${TARGET[@]}" --system --user-group --home-dir /var/lib/alpr-unit --no-create-home \
            --shell /usr/sbin/nologin --comment "ALPR unit service" "$SVC_USER"
   did "made user $SVC_USER"
+fi
+if [ "$BOARD" = jetson ] && ! lookup group gpio >/dev/null 2>&1; then
+  # the GPIO character devices go to this group (udev rule below); JetPack may not have it
+  $GROUPADD "${TARGET[@]}" --system gpio
+  did "made group gpio"
 fi
 for g in video gpio; do
   if line=$(lookup group "$g" 2>/dev/null) && [ -n "$line" ]; then
@@ -123,25 +174,29 @@ VENV="$R/opt/alpr/venv"
 if [ ! -x "$VENV/bin/python" ]; then
   # shellcheck disable=SC2086
   "$PYTHON" -m venv --system-site-packages $ALPR_VENV_FLAGS "$VENV"
-  did "made venv $VENV (with system site packages: picamera2, lgpio from apt)"
+  did "made venv $VENV (with system site packages: what apt installed for this Python)"
 fi
 REQS="$VENV/alpr-requirements.txt"
-"$PYTHON" - "$SRC/setup.cfg" > "$REQS.new" <<'PY'
+# shellcheck disable=SC2086
+"$PYTHON" - "$SRC/setup.cfg" $EXTRAS > "$REQS.new" <<'PY'
 import configparser, sys
 cp = configparser.ConfigParser()
 cp.read(sys.argv[1])
-for section, key in (("options", "install_requires"), ("options.extras_require", "unit")):
+wanted = [("options", "install_requires")] + [("options.extras_require", extra) for extra in sys.argv[2:]]
+for section, key in wanted:
     for line in cp.get(section, key).splitlines():
         if line.strip():
             print(line.strip())
 PY
-cat "$SRC/firmware/constraints-pi.txt" >> "$REQS.new"
+[ -z "$CONSTRAINTS" ] || cat "$CONSTRAINTS" >> "$REQS.new"
 if [ -f "$REQS" ] && cmp -s "$REQS" "$REQS.new"; then
   rm -f "$REQS.new"
 else
   PIP=${ALPR_PIP:-"$VENV/bin/python -m pip"}
+  CONSTRAINT_ARGS=()
+  [ -z "$CONSTRAINTS" ] || CONSTRAINT_ARGS=(--constraint "$CONSTRAINTS")
   # shellcheck disable=SC2086
-  $PIP install --disable-pip-version-check --requirement "$REQS.new" --constraint "$SRC/firmware/constraints-pi.txt"
+  $PIP install --disable-pip-version-check --requirement "$REQS.new" "${CONSTRAINT_ARGS[@]}"
   mv "$REQS.new" "$REQS"
   did "installed Python dependencies into $VENV"
 fi
@@ -189,6 +244,13 @@ put 0644 "$R/etc/systemd/system/alpr-unit.service" < "$SRC/firmware/systemd/alpr
 put 0644 "$R/etc/systemd/system/alpr-unit-update-check.service" < "$SRC/firmware/systemd/alpr-unit-update-check.service"
 put 0644 "$R/etc/systemd/system.conf.d/50-alpr-watchdog.conf" < "$SRC/firmware/systemd/50-alpr-watchdog.conf"
 put 0644 "$R/etc/systemd/journald.conf.d/50-alpr-journald.conf" < "$SRC/firmware/systemd/50-alpr-journald.conf"
+if [ "$BOARD" = jetson ]; then
+  put 0644 "$R/etc/systemd/system/alpr-unit.service.d/50-jetson.conf" < "$SRC/firmware/systemd/50-jetson.conf"
+  put 0644 "$R/etc/udev/rules.d/60-alpr-gpio.rules" < "$SRC/firmware/udev/60-alpr-gpio.rules"
+  if [ "$LIVE" = yes ]; then
+    $UDEVADM control --reload && $UDEVADM trigger --subsystem-match=gpio || say "warning: udev rule not applied yet (reboot)"
+  fi
+fi
 if [ "$LIVE" = yes ]; then
   $SYSTEMCTL daemon-reload
   $SYSTEMCTL enable alpr-unit.service alpr-unit-update-check.service
@@ -196,7 +258,13 @@ if [ "$LIVE" = yes ]; then
     $SYSTEMCTL daemon-reexec          # the hardware watchdog setting takes effect
     $SYSTEMCTL restart systemd-journald
   fi
-  [ -e /dev/watchdog ] || say "warning: no /dev/watchdog: enable it with dtparam=watchdog=on in /boot/firmware/config.txt"
+  if [ ! -e /dev/watchdog ]; then
+    if [ "$BOARD" = pi ]; then
+      say "warning: no /dev/watchdog: enable it with dtparam=watchdog=on in /boot/firmware/config.txt"
+    else
+      say "warning: no /dev/watchdog: the Tegra watchdog is in JetPack's kernel; check dmesg | grep -i wdt"
+    fi
+  fi
 else
   $SYSTEMCTL --root="$PREFIX" enable alpr-unit.service alpr-unit-update-check.service
 fi

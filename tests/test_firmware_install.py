@@ -31,6 +31,11 @@ echo "usermod $*" >> "$CALLS"
 P=$2; G=$5; U=$6
 sed -i -e "/^$G:/{s/:\\$/:$U/;t" -e "s/\\$/,$U/}" "$P/etc/group"
 """
+GROUPADD = """#!/bin/sh
+echo "groupadd $*" >> "$CALLS"
+while [ "$1" != "--prefix" ]; do shift; done; P=$2; eval "G=\\${$#}"
+echo "$G:x:996:" >> "$P/etc/group"
+"""
 LOG_ONLY = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$CALLS"
 """
@@ -60,13 +65,14 @@ def target(tmp_path):
     (root / "etc" / "group").write_text("root:x:0:\nvideo:x:44:\ngpio:x:997:pi\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for name, body in (("useradd", USERADD), ("usermod", USERMOD), ("pip", LOG_ONLY), ("apt-get", LOG_ONLY),
-                       ("systemctl", LOG_ONLY), ("chown", LOG_ONLY)):
+    for name, body in (("useradd", USERADD), ("usermod", USERMOD), ("groupadd", GROUPADD), ("pip", LOG_ONLY),
+                       ("apt-get", LOG_ONLY), ("systemctl", LOG_ONLY), ("chown", LOG_ONLY)):
         (bindir / name).write_text(body)
         (bindir / name).chmod(0o755)
     calls = tmp_path / "calls.log"
     env = {**os.environ, "CALLS": str(calls), "USERADD": str(bindir / "useradd"), "USERMOD": str(bindir / "usermod"),
            "ALPR_PIP": str(bindir / "pip"), "APT_GET": str(bindir / "apt-get"), "ALPR_VENV_FLAGS": "--without-pip",
+           "GROUPADD": str(bindir / "groupadd"),
            "PYTHON": shutil.which("python3") or sys.executable}
     if not shutil.which("systemctl"):
         env["SYSTEMCTL"] = str(bindir / "systemctl")
@@ -85,7 +91,9 @@ def test_install_into_throwaway_root_is_complete_and_idempotent(target):
     first = install(root, env, "--apt")
     assert first.returncode == 0, first.stderr + first.stdout
     log = calls.read_text()
+    assert "install.sh: board: pi" in first.stdout
     assert "apt-get install -y --no-install-recommends python3-venv python3-picamera2 python3-lgpio" in log
+    assert "gstreamer1.0-plugins-good" in log and "gstreamer1.0-libav" in log      # IP and USB cameras too
     assert log.count("useradd ") == 1 and "--system" in log and "--shell /usr/sbin/nologin" in log
     assert "alpr" in (root / "etc/group").read_text().split("video:x:44:")[1].splitlines()[0]
     assert "pi,alpr" in (root / "etc/group").read_text()
@@ -137,6 +145,34 @@ def test_install_into_throwaway_root_is_complete_and_idempotent(target):
     assert snapshot(root) == before
     log2 = calls.read_text()[len(log):]
     assert "useradd" not in log2 and "usermod" not in log2 and "pip" not in log2
+
+
+def test_install_on_a_jetson(target):
+    """JetPack's release file makes it a Jetson: Python 3.11, PyGObject and gpiod from pip, GStreamer from
+    apt, a gpio group with the udev rule that gives it the GPIO chips, and the Argus socket for the service."""
+    root, env, calls = target
+    (root / "etc/group").write_text("root:x:0:\nvideo:x:44:\n")         # JetPack may have no gpio group
+    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 3.0, GCID: 0, BOARD: generic\n")
+    first = install(root, env, "--apt")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "install.sh: board: jetson" in first.stdout
+    log = calls.read_text()
+    apt = next(line for line in log.splitlines() if line.startswith("apt-get install"))
+    assert "python3.11-venv" in apt and "libgirepository1.0-dev" in apt and "gstreamer1.0-plugins-bad" in apt
+    assert "picamera2" not in apt and "lgpio" not in apt
+    assert "groupadd --prefix" in log and "--system gpio" in log
+    group = (root / "etc/group").read_text()
+    assert "gpio:x:996:alpr" in group and "video:x:44:alpr" in group
+    reqs = (root / "opt/alpr/venv/alpr-requirements.txt").read_text()
+    assert "PyGObject" in reqs and "gpiod" in reqs and "gpiozero" in reqs and "numpy>=1.24,<2" not in reqs
+    assert "constraints-pi.txt" not in log
+    assert (root / "etc/udev/rules.d/60-alpr-gpio.rules").read_bytes() == (FIRMWARE / "udev/60-alpr-gpio.rules").read_bytes()
+    dropin = root / "etc/systemd/system/alpr-unit.service.d/50-jetson.conf"
+    assert dropin.read_bytes() == (FIRMWARE / "systemd/50-jetson.conf").read_bytes()
+    assert directives(dropin)["BindPaths"] == ["-/tmp/argus_socket"]
+    second = install(root, env, "--apt")
+    assert second.returncode == 0 and "nothing to change: already installed" in second.stdout
+    assert "groupadd" not in calls.read_text()[len(log):]
 
 
 def test_install_refuses_a_tree_that_is_not_the_source(tmp_path, target):

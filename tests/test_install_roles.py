@@ -27,7 +27,7 @@ CENTRAL_DEPS = WIRE_DEPS | {"sqlalchemy", "alembic", "fastapi", "starlette", "py
                             "psycopg"}
 SERVER_ONLY = {"sqlalchemy", "alembic", "fastapi", "starlette", "pydantic", "uvicorn", "argon2", "psycopg"}
 UNIT_ONLY = {"unit", "provisioning", "hil", "models", "numpy", "PIL", "gpiozero", "ai_edge_litert", "tflite_runtime",
-             "picamera2", "watchdog", "sqlite_utils", "requests"}
+             "picamera2", "watchdog", "sqlite_utils", "requests", "gi", "gpiod"}
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -97,7 +97,10 @@ def test_each_role_pulls_only_its_own_dependencies():
                        "argon2-cffi"}
     assert {"fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "argon2-cffi", "cryptography"} <= central
     assert not central & {"gpiozero", "ai-edge-litert", "picamera2", "watchdog", "sqlite-utils", "numpy", "pillow",
-                          "requests"}
+                          "requests", "pygobject", "gpiod"}
+    # a Pi's camera and GPIO libraries come from apt: the unit role pulls no GStreamer bindings or libgpiod
+    assert not unit & {"pygobject", "gpiod"}
+    assert "pygobject" in closure({"gstreamer"}) and "gpiod" in closure({"jetson"})
 
 
 BLOCKER = '''
