@@ -13,7 +13,9 @@ a key frame a second), so what the unit reads has been through H.264 as from a r
 `--size` scales the frames, `--fps` replaces the clip's times by a steady rate, and `--mark` draws
 each frame's number as a row of black and white blocks along the top edge and appends "number
 wall-time" lines to `--stamps` as frames are sent: `benchmarks/bench_rtsp.py` reads the number back
-from the frames it receives to measure the latency from send to pipeline.
+from the frames it receives to measure the latency from send to pipeline. `--preencode N` encodes N
+frames once at start and sends them in a loop (numbered modulo N), so the server costs next to no CPU
+while it is measured against.
 
 The server prints `ready rtsp://127.0.0.1:PORT/MOUNT` on stdout once it listens. Loopback only.
 """
@@ -51,7 +53,7 @@ class Feed:
     their times from `t0`; `frame(k)` is the k-th frame sent since t0 (k grows past the clip's end)."""
 
     def __init__(self, clip_dir: Path, t0: float, *, loop: bool, size: tuple[int, int] | None, fps: float | None,
-                 mark: bool):
+                 mark: bool, preencode: int = 0, bitrate: int = 2048):
         from unit import clips
         clip = clips.load(clip_dir)
         self.files = [clip.path / f.file for f in clip.frames]
@@ -69,6 +71,10 @@ class Feed:
             with Image.open(f) as im:
                 self.width, self.height = size or im.size
         self.fps = fps or round(1.0 / self.period, 3)
+        self.bitrate = bitrate
+        self.encoded: list[bytes] = []
+        if preencode:
+            self.encoded = encode([self.data(k) for k in range(preencode)], self)
 
     def due(self, k: int) -> float:
         """Wall time at which frame k is sent."""
@@ -87,6 +93,8 @@ class Feed:
         return k
 
     def data(self, k: int) -> bytes:
+        if self.encoded:
+            return self.encoded[k % len(self.encoded)]
         n = len(self.files)
         path = self.files[k % n] if self.loop else self.files[min(k, n - 1)]
         if not self.raw:
@@ -107,17 +115,54 @@ class Feed:
         return image.tobytes()
 
     def caps(self) -> str:
+        if self.encoded:
+            return "video/x-h264,stream-format=byte-stream,alignment=au"
         if self.raw:
             return f"video/x-raw,format=RGB,width={self.width},height={self.height},framerate={round(self.fps)}/1"
         return f"image/jpeg,framerate={round(self.fps)}/1"
 
 
-def launch(feed: Feed, bitrate: int) -> str:
-    decode = "videoconvert" if feed.raw else "jpegdec ! videoconvert"
-    keyint = max(1, round(feed.fps))
-    return (f"( appsrc name=src is-live=true format=time do-timestamp=true caps=\"{feed.caps()}\" ! {decode} "
-            f"! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate} "
-            f"key-int-max={keyint} ! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+def x264(feed: Feed) -> str:
+    """Decoded frames to H.264 as a camera would send them: no B-frames, no lookahead, a key frame a second."""
+    return (f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={feed.bitrate} key-int-max={max(1, round(feed.fps))} "
+            "! video/x-h264,profile=baseline")
+
+
+def launch(feed: Feed) -> str:
+    if feed.encoded:
+        encode_ = "h264parse"
+    else:
+        encode_ = ("videoconvert" if feed.raw else "jpegdec ! videoconvert") + f" ! video/x-raw,format=I420 ! {x264(feed)}"
+    return (f"( appsrc name=src is-live=true format=time do-timestamp=true caps=\"{feed.caps()}\" ! {encode_} "
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )")
+
+
+def encode(frames: list[bytes], feed: Feed) -> list[bytes]:
+    """Raw RGB frames as H.264 access units, one per frame (frame 0 a key frame, so the loop can restart)."""
+    import gi
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstApp", "1.0")
+    from gi.repository import Gst
+    Gst.init(None)
+    pipe = Gst.parse_launch(f'appsrc name=src format=time caps="video/x-raw,format=RGB,width={feed.width},'
+                            f'height={feed.height},framerate={round(feed.fps)}/1" ! videoconvert ! video/x-raw,format=I420 '
+                            f"! {x264(feed)},stream-format=byte-stream,alignment=au ! appsink name=out sync=false")
+    src, out = pipe.get_by_name("src"), pipe.get_by_name("out")
+    pipe.set_state(Gst.State.PLAYING)
+    step = int(Gst.SECOND / feed.fps)
+    for i, data in enumerate(frames):
+        buf = Gst.Buffer.new_wrapped(data)
+        buf.pts, buf.duration = i * step, step
+        src.emit("push-buffer", buf)
+    src.emit("end-of-stream")
+    units = []
+    while (sample := out.emit("pull-sample")) is not None:
+        b = sample.get_buffer()
+        units.append(b.extract_dup(0, b.get_size()))
+    pipe.set_state(Gst.State.NULL)
+    if len(units) != len(frames):
+        raise SystemExit(f"pre-encoding gave {len(units)} access units for {len(frames)} frames")
+    return units
 
 
 def push(feed: Feed, appsrc: Any, stop: threading.Event, stamps: Any) -> None:
@@ -138,7 +183,7 @@ def push(feed: Feed, appsrc: Any, stop: threading.Event, stamps: Any) -> None:
         k += 1
 
 
-def serve(feed: Feed, port: int, mount: str, bitrate: int, stamps_path: str | None = None) -> None:
+def serve(feed: Feed, port: int, mount: str, stamps_path: str | None = None) -> None:
     import gi
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
@@ -149,7 +194,7 @@ def serve(feed: Feed, port: int, mount: str, bitrate: int, stamps_path: str | No
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch(feed, bitrate))
+    factory.set_launch(launch(feed))
     factory.set_shared(False)
 
     def configure(_factory: Any, media: Any) -> None:
@@ -178,11 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, help="send at this steady rate instead of the clip's times")
     p.add_argument("--mark", action="store_true", help="draw each frame's number along the top edge")
     p.add_argument("--stamps", help="with --mark: append 'number wall-time' per frame sent")
+    p.add_argument("--preencode", type=int, default=0, metavar="N",
+                   help="encode N frames once and send them in a loop (the server then costs next to no CPU)")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
-    feed = Feed(Path(args.clip), args.t0 if args.t0 is not None else time.time(), loop=args.loop,
-                size=size, fps=args.fps, mark=args.mark)
-    serve(feed, args.port, args.mount if args.mount.startswith("/") else "/" + args.mount, args.bitrate,
+    feed = Feed(Path(args.clip), args.t0 if args.t0 is not None else time.time(), loop=args.loop or bool(args.preencode),
+                size=size, fps=args.fps, mark=args.mark, preencode=args.preencode, bitrate=args.bitrate)
+    serve(feed, args.port, args.mount if args.mount.startswith("/") else "/" + args.mount,
           args.stamps if args.mark else None)
     return 0
 
