@@ -234,3 +234,24 @@ def test_running_unit_reloads_live_keys_without_restart_and_names_the_rest(cfgdi
             unit.stop()
     finally:
         Device.pin_factory.reset()
+
+
+def test_every_camera_kind_and_its_keys_are_in_the_example_and_the_docs():
+    """Each kind of the registry has its table in the example config with every key, and its section in
+    docs/unit-config.md naming every key."""
+    import re
+    import tomllib
+    from dataclasses import fields
+
+    from unit import sources
+    text = EXAMPLE.read_text()
+    example = tomllib.loads(text)["camera"]
+    docs = (EXAMPLE.parents[1] / "docs" / "unit-config.md").read_text()
+    for name in sources.KINDS:
+        keys = {f.name for f in fields(sources.kind(name).options)}
+        table = text.split(f"[camera.{name}]")[1].split("\n[")[0]
+        commented = {k for k in keys if re.search(rf"^# {k} = ", table, re.M)}    # no value: TOML has no None
+        assert set(example[name]) | commented == keys, name
+        section = docs.split(f"### `{name}`\n")[1].split("\n### ")[0]
+        for k in keys:
+            assert re.search(rf"^\| `{k}`|, `{k}`", section, re.M), (name, k)

@@ -6,7 +6,9 @@ that belong to it alone (`[camera.picamera2] shutter_us`, `[camera.replay] path`
 what every kind shares (resolution, rates, bursts). `open_source(cfg)` is how the service, the
 technician's tools, `record-clip` and the HIL harness get a camera.
 
-Adding a kind (GStreamer, RTSP, V4L2, a Jetson's CSI camera) takes one module, one line and a table:
+The kinds: `picamera2` (a Pi's camera), `rtsp`, `v4l2`, `jetson-csi` and `gstreamer` (GStreamer
+pipelines, one source in `gstreamer.py`), `replay` (a recording). Adding a kind takes one module, one
+line and a table:
 - `unit/sources/<module>.py` with an `Options` frozen dataclass whose fields are the keys of
   `[camera.<kind>]` (defaults and bounds in `unit.schema.key` metadata; a check across keys raises
   `unit.schema.BadValue` in `__post_init__`; `capture_facts()` says what a recorded clip keeps of
