@@ -22,6 +22,7 @@ from unit.sensors import Lane, LaneSensor
 gpiod = pytest.importorskip("gpiod")
 from gpiod.line import Bias, Direction, Edge, Value  # noqa: E402
 
+from test_unit_faults import wait_for  # noqa: E402
 from unit.gpiod_pins import GpiodFactory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,15 +117,6 @@ class FakeRequest:
             self.released = True
             os.close(self._w)
             os.close(self._r)
-
-
-def wait_for(pred, timeout=3.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 @pytest.fixture
