@@ -104,8 +104,8 @@ def run(fps: float, seconds: float, bitrate: int, transport: str, clip: Path, re
           f"decoder {decoder.split()[0]}; reader on CPU {reader_cpu}"
           + (f", camera server on CPU {server_cpu}" if server_cpu is not None else " (one CPU: the server shares it)"))
     print(f"  frames      {len(got)} handed to the pipeline in {window:.1f} s = {len(got) / window:.1f} fps "
-          f"({size[1]}x{size[0]}); of {len(in_window)} sent, {missing} never arrived, {dropped} pushed out unread "
-          f"by newer ones" + (f"; {unknown} with an unreadable number" if unknown else ""))
+          f"({size[1]}x{size[0]}); of {len(in_window)} sent, {missing} never reached the appsink (packets later "
+          f"than the jitter buffer's latency are dropped, not queued), {dropped} pushed out unread by newer ones" + (f"; {unknown} with an unreadable number" if unknown else ""))
     print(f"  CPU         {100 * (user + system) / window:.1f} % of one core (user {100 * user / window:.1f}, "
           f"system {100 * system / window:.1f}); the camera server (sending frames encoded beforehand) "
           f"{100 * (server1 - server0) / window:.1f} %")
