@@ -317,3 +317,16 @@ def test_aim_takes_its_frame_from_an_rtsp_camera(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["frame"] == [1280, 720] and Path(doc["jpeg"]).stat().st_size > 10_000
     assert doc["plates"] and code in (0, 1)
+
+
+def test_a_corrupt_model_is_still_an_error_once_gstreamer_is_loaded(tmp_path):
+    """GStreamer brings libunwind into the process's global symbols; without libgcc_s put first, LiteRT's
+    C++ exception for a corrupt model aborted the whole process (a unit would die, not degrade)."""
+    shutil.copy(ROOT / "models" / "detector.tflite", tmp_path / "detector.tflite")
+    (tmp_path / "reader.tflite").write_bytes(b"this is not a flatbuffer")
+    code = ("from unit.sources.gstreamer import gst; gst()\n"
+            "from unit.recognise import ModelError, Recogniser\n"
+            f"try:\n    Recogniser(model_dir={str(tmp_path)!r})\n"
+            "except ModelError as exc:\n    print('model error:', exc)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and "model error:" in res.stdout, res.stderr[-2000:]

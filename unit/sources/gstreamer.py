@@ -76,9 +76,26 @@ class CameraUnavailable(RuntimeError):
     message says what to install. Opening again will not help until someone does."""
 
 
+def _keep_cxx_exceptions_working() -> None:
+    """Put libgcc_s's unwinder first in the process's global symbols before GStreamer loads.
+
+    libgstreamer links libunwind (for its backtraces), and GObject introspection opens it with
+    RTLD_GLOBAL; libunwind also exports the `_Unwind_*` functions that C++ exceptions are thrown with,
+    so a C++ library loaded after it (LiteRT) would throw through the wrong unwinder and abort the
+    process at its first exception - a corrupt model file would kill the unit instead of degrading it.
+    Loaded globally first, libgcc_s's own functions are the ones every library finds."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("gcc_s") or "libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        pass
+
+
 @functools.lru_cache(maxsize=1)
 def gst() -> Any:
     """The Gst module, initialised once; CameraUnavailable saying how to get it where it is missing."""
+    _keep_cxx_exceptions_working()
     try:
         import gi
         gi.require_version("Gst", "1.0")
