@@ -74,9 +74,9 @@ def latency(threads: int, vehicles: int, images: list[np.ndarray]) -> None:
     from gpiozero.pins.mock import MockFactory
 
     from unit import logs
-    from unit.camera import QueueSource
     from unit.config import load
     from unit.service import Unit
+    from unit.sources.pushed import QueueSource
 
     logs.setup("WARNING", "text")
     with tempfile.TemporaryDirectory() as d:
@@ -136,9 +136,10 @@ def rate(threads: int, vehicles: int, images: list[np.ndarray]) -> None:
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
-    from unit.camera import ManualClock, QueueSource
     from unit.config import load
     from unit.service import Unit
+    from unit.sources.frames import ManualClock
+    from unit.sources.pushed import QueueSource
 
     with tempfile.TemporaryDirectory() as d:
         cfg = load(write_config(Path(d), threads))
@@ -182,7 +183,7 @@ def memory(vehicles: int, images: list[np.ndarray]) -> None:
         stills.mkdir()
         for i in range(vehicles):
             Image.fromarray(images[i % len(images)]).save(stills / f"{i:04d}.jpg", quality=90)
-        code = ("import sys; from unit import replay, cli; import argparse; p = argparse.ArgumentParser(); "
+        code = ("import sys; from unit.commands import replay; import argparse; p = argparse.ArgumentParser(); "
                 "s = p.add_subparsers(); replay.add_parser(s).set_defaults(_run=replay.run); "
                 "a = p.parse_args(sys.argv[1:]); sys.exit(a._run(a))")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from unit import clips as clips_mod
-from unit.camera import Edge, ManualClock
-from unit.config import parse
+from unit.config import RecognitionConfig, UnitConfig, parse
 from unit.contract import parse_utc, utc_ms
 from unit.service import UnitService
+from unit.sources import open_source
+from unit.sources.frames import Edge, FrameSource, ManualClock, decode_image
 
 from hil.central import Enrolment, ReadWatcher, StoredRead
 from hil.report import ClipResult, ReadItem, Report, score
@@ -56,16 +57,23 @@ class Options:
     workdir: Path = Path(".")
 
 
-class _TimedSource(clips_mod.ClipSource):
-    """The clip's replay source, noting the wall time at which each sensor edge is handed to the unit
-    (it drives the pin at once), keyed as the read's trigger names it: (lane, edge time)."""
+class TimedSource:
+    """A camera source that notes the wall time at which each sensor edge is handed to the unit (it
+    drives the pin at once), keyed as the read's trigger names it: (lane, edge time)."""
 
-    def __init__(self, *a: Any, **kw: Any):
-        super().__init__(*a, **kw)
+    def __init__(self, source: FrameSource):
+        self.source = source
+        self.clock, self.live = source.clock, source.live
         self.edge_wall: dict[tuple[str, str], float] = {}
 
+    def open(self) -> None:
+        self.source.open()
+
+    def close(self) -> None:
+        self.source.close()
+
     def read(self, timeout: float = 0.0):
-        item = super().read(timeout)
+        item = self.source.read(timeout)
         if isinstance(item, Edge):
             self.edge_wall[(item.lane, utc_ms(item.t))] = time.time()
         return item
@@ -88,14 +96,15 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options):
+def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options) -> UnitConfig:
     """The config one clip is replayed with: base config + the clip's lanes and camera + the uplink."""
     doc = merge(BASE_CONFIG, opts.base_config or {})
     base_dir = Path(doc.pop("_base", "."))
     doc["unit_id"], doc["site"] = enrolment.unit_id, enrolment.site
     doc["central"] = {"public_key": enrolment.sealing_public_key}
     cam = doc.setdefault("camera", {})
-    cam.update(kind="replay", source=str(clip.path.resolve()))
+    cam["kind"] = "replay"
+    cam["replay"] = {**cam.get("replay", {}), "path": str(clip.path.resolve())}
     cap = clip.capture
     if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
         cam["resolution"] = [int(v) for v in cap["resolution"]]
@@ -124,23 +133,22 @@ class Harness:
         self.enrolment, self.db_url = enrolment, db_url
         self.opts = opts or Options()
         self.on_read = on_read
-        self._recogniser: Any = None
+        self._recognisers: dict[RecognitionConfig, Any] = {}
         self._factory = recogniser_factory
         self.run_id = f"HIL-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.current: ClipRun | None = None
         self.models: dict[str, str] = {}
 
-    def recogniser(self) -> Any:
-        """One recogniser for every clip (the unit's own factory would load the models per clip)."""
-        if self._recogniser is None:
+    def recogniser(self, rec: RecognitionConfig) -> Any:
+        """The recogniser a unit with `rec` runs (`unit.recognise.from_config`), made once for every
+        clip that shares it (the unit's own holder would load the models per clip)."""
+        if rec not in self._recognisers:
             if self._factory is not None:
-                self._recogniser = self._factory()
+                self._recognisers[rec] = self._factory()
             else:
-                from unit.recognise import Recogniser
-                cfg = (self.opts.base_config or {}).get("recognition", {})
-                self._recogniser = Recogniser(model_dir=cfg.get("model_dir") or None, threads=int(cfg.get("threads", 1)),
-                                              top_n=int(cfg.get("top_n", 5)))
-        return self._recogniser
+                from unit.recognise import from_config
+                self._recognisers[rec] = from_config(rec)
+        return self._recognisers[rec]
 
     def _arrived(self, s: StoredRead) -> None:
         run = self.current
@@ -175,14 +183,14 @@ class Harness:
         self.current = run
         previous = Device.pin_factory
         Device.pin_factory = MockFactory()
+        cfg: UnitConfig | None = None
         try:
             cfg = unit_config(clip, self.enrolment, workdir, self.opts)
             clock = ManualClock(time.time())
-            lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
-            source = _TimedSource(clip.path, cfg.camera, lane, clock=clock, realtime=self.opts.realtime)
-            run.start, run.source = source.start, source
+            source = TimedSource(open_source(cfg, clock=clock, realtime=self.opts.realtime))
+            run.start, run.source = clock(), source
             service = UnitService(cfg, source, clock=clock, live=self.opts.realtime,
-                                  recogniser_factory=self.recogniser, env={})
+                                  recogniser_factory=lambda: self.recogniser(cfg.recognition), env={})
             service.unit.stage.listeners.append(lambda read, info: run.stored(read.read_id))
             service.start()
             self.models = dict(service.unit.models.versions)
@@ -211,16 +219,15 @@ class Harness:
         res = score(clip, items, len(run.unit_reads), undelivered, time.monotonic() - t_wall)
         res.error = run.error
         res.counters = run.counters
-        if self.opts.baseline:
-            res.baseline_exact = self._baseline(clip)
+        if self.opts.baseline and cfg is not None:
+            res.baseline_exact = self._baseline(clip, cfg.recognition)
         return res
 
-    def _baseline(self, clip: clips_mod.Clip) -> int | None:
+    def _baseline(self, clip: clips_mod.Clip, rec: RecognitionConfig) -> int | None:
         photo = (clip.extra.get("source") or {}).get("photo")
         if not photo or not Path(photo).exists() or not clip.truth.vehicles:
             return None
-        from unit.camera import decode_image
-        reads = self.recogniser().read(decode_image(Path(photo)))
+        reads = self.recogniser(rec).read(decode_image(Path(photo)))
         return int(bool(reads) and clips_mod.normalise_plate(reads[0].text) == clip.truth.vehicles[0].plate)
 
 
@@ -229,7 +236,7 @@ class ClipRun:
     """One clip's run as it goes: what the unit stored, what reached the store."""
     clip: clips_mod.Clip
     start: float = 0.0
-    source: _TimedSource | None = None
+    source: TimedSource | None = None
     unit_reads: list[str] = field(default_factory=list)
     central: dict[str, StoredRead] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)

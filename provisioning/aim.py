@@ -44,21 +44,21 @@ def sharpness(crop: np.ndarray) -> float:
 
 class Aimer:
     def __init__(self, cfg: UnitConfig, min_width: int | None = None, show_plates: bool = False):
-        from unit.recognise import Recogniser
+        from unit.recognise import from_config
         self.cfg = cfg
-        self.rec = Recogniser(cfg.recognition.model_dir or None, threads=cfg.recognition.threads)
+        self.rec = from_config(cfg.recognition)
         self.min_width = int(min_width or self.rec.reader.input_shape[2])
         self.show_plates = show_plates
         self._src = None
 
     # -- frames ----------------------------------------------------------------------------------------------
     def grab(self, timeout: float = 10.0) -> np.ndarray:
-        from unit.camera import BadFrame, Frame, SourceEnded
-        from unit.service import make_source
+        from unit.sources import open_source
+        from unit.sources.frames import BadFrame, Frame, SourceEnded
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._src is None:
-                src = make_source(self.cfg)
+                src = open_source(self.cfg)
                 src.open()
                 self._src = src
             try:

@@ -70,13 +70,13 @@ class Context:
 
     @property
     def url(self) -> str | None:
-        if self.cfg is not None and self.cfg.uplink.get("url"):
-            return str(self.cfg.uplink["url"]).rstrip("/")
+        if self.cfg is not None and self.cfg.uplink.url:
+            return self.cfg.uplink.url.rstrip("/")
         return self.central.get("url")
 
     @property
     def verify(self) -> bool | str:
-        ca = (self.cfg.uplink.get("ca_bundle") if self.cfg else None) or self.central.get("ca_bundle")
+        ca = (self.cfg.uplink.ca_bundle if self.cfg else None) or self.central.get("ca_bundle")
         return ca or True
 
 
@@ -134,15 +134,16 @@ def _camera_advice(exc: BaseException) -> tuple[str, str]:
 def check_camera(ctx: Context) -> list[Check]:
     if (skip := _need_config(ctx, "camera")):
         return [skip]
-    from unit.camera import BadFrame, Frame, SourceEnded
-    from unit.service import make_source
+    from unit.sources import open_source
+    from unit.sources.frames import BadFrame, Frame, SourceEnded
     cfg = ctx.cfg
     assert cfg is not None
     try:
-        src = make_source(cfg)
-    except (ConfigError, ValueError) as exc:
+        src = open_source(cfg)
+    except ValueError as exc:
         return [Check("camera", "fail", f"camera source: {exc}",
-                      "camera.source must be a clip or stills folder for a replay camera; on a unit use camera.kind = \"picamera2\"")]
+                      "camera.replay.path must be a clip or stills folder for a replay camera; on a unit use "
+                      "camera.kind = \"picamera2\"")]
     t0 = time.monotonic()
     try:
         src.open()
@@ -181,7 +182,8 @@ def check_camera(ctx: Context) -> list[Check]:
     mean = sum(brightness) / len(brightness)
     if mean < 8:
         return [Check("camera", "fail", f"{frames} frames {size[0]}x{size[1]} but black (mean level {mean:.0f}/255)",
-                      "lens cap on, the lens covered, or no light at night (IR illuminator); camera.shutter_us too short?")]
+                      "lens cap on, the lens covered, or no light at night (IR illuminator); "
+                      "camera.picamera2.shutter_us too short?")]
     return [Check("camera", "pass", f"{frames} frames {size[0]}x{size[1]} in {took:.1f} s, mean level {mean:.0f}/255")]
 
 
@@ -200,7 +202,7 @@ def check_sensors(ctx: Context) -> list[Check]:
     from unit.sensors import LaneSensor
     cfg = ctx.cfg
     assert cfg is not None
-    lanes = [ln for ln in cfg.lanes if ln.sensor.kind != "none"]
+    lanes = [ln for ln in cfg.lanes if ln.has_sensor]
     if not lanes:
         return [Check("sensors", "skip", "no lane has a sensor: every lane is triggered by motion")]
     out: list[Check] = []
@@ -266,12 +268,11 @@ def check_sensors(ctx: Context) -> list[Check]:
 
 def check_models(ctx: Context) -> list[Check]:
     from provisioning import testplate
-    from unit.recognise import Recogniser
-    rec_cfg = ctx.cfg.recognition if ctx.cfg else None
-    model_dir = (rec_cfg.model_dir if rec_cfg else "") or None
+    from unit.config import RecognitionConfig
+    from unit.recognise import from_config
     t0 = time.monotonic()
     try:
-        rec = Recogniser(model_dir, threads=rec_cfg.threads if rec_cfg else 1)
+        rec = from_config(ctx.cfg.recognition if ctx.cfg else RecognitionConfig())
     except Exception as exc:
         return [Check("models", "fail", f"the models do not load ({type(exc).__name__}: {exc})",
                       "the software slot may be damaged: alpr-unit update status --verify; reinstall the release "

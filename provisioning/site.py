@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from provisioning.common import Usage, emit, layout, need_root
-from unit.config import CAMERA_KINDS, DIRECTIONS, SENSOR_KINDS, ConfigError, parse
 from unit import identity
+from unit.config import DIRECTIONS, SENSOR_KINDS, ConfigError, parse
 from unit.layout import Layout, chown_service, read_json, secure_dir, write_file
+from unit.sources import KINDS
 from unit.update import utc_now
 
+CAMERA_KINDS = tuple(KINDS)
 SENSOR_ALIASES = {"ir": "ir_beam", "beam": "ir_beam", "ir-beam": "ir_beam", "irbeam": "ir_beam", "": "none"}
 POLARITY_DEFAULTS = {"loop": (False, True), "radar": (False, True), "ir_beam": (True, True), "none": (True, None)}
 LANE_KEYS = ("name", "direction", "sensor", "pin", "active", "pull", "roi")
@@ -167,12 +169,15 @@ def render(lay: Layout, site: Site, unit_id: str, enrolled: dict[str, Any]) -> s
         f"resolution = [{site.resolution[0]}, {site.resolution[1]}]",
         f"fps = {_num(site.fps)}",
     ]
+    pi = []                          # the Pi camera's own options, under its kind's table
     if site.shutter_us is not None:
-        lines.append(f"shutter_us = {int(site.shutter_us)}")
+        pi.append(f"shutter_us = {int(site.shutter_us)}")
     if site.lens_position is not None:
-        lines.append(f"lens_position = {_num(site.lens_position)}   # dioptres: 1 / focus distance in metres")
+        pi.append(f"lens_position = {_num(site.lens_position)}   # dioptres: 1 / focus distance in metres")
+    if pi:
+        lines += ["", "[camera.picamera2]", *pi]
     if site.camera_source:
-        lines.append(f"source = {_q(site.camera_source)}")
+        lines += ["", "[camera.replay]", f"path = {_q(site.camera_source)}"]
     for lane in site.lanes:
         lines += ["", "[[lanes]]", f"name = {_q(lane.name)}", f"direction = {_q(lane.direction)}",
                   "roi = [" + ", ".join(_num(v) for v in lane.roi) + "]", "  [lanes.sensor]",
@@ -248,7 +253,7 @@ def interactive(site: Site) -> Site:
                                                   lambda v: _roi(v, "roi")))
         lanes.append(lane_from(f, f"lane {i + 1}"))
     site.lanes = lanes
-    site.camera = _ask("camera (picamera2/replay)", site.camera, _choice(CAMERA_KINDS))
+    site.camera = _ask(f"camera ({'/'.join(CAMERA_KINDS)})", site.camera, _choice(CAMERA_KINDS))
     if site.camera == "replay":
         site.camera_source = _ask("replay folder", site.camera_source or "", _nonempty)
     site.resolution = _ask("resolution WxH", f"{site.resolution[0]}x{site.resolution[1]}", _resolution)

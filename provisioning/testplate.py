@@ -14,5 +14,5 @@ TEXT = "4RTA143"
 
 def load():
     """The test plate as an RGB uint8 array."""
-    from unit.camera import decode_image
+    from unit.sources.frames import decode_image
     return decode_image(PATH)

@@ -14,8 +14,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from unit import cli, clips, seal
-from unit.camera import Frame, ManualClock
 from unit.config import load
+from unit.sources.frames import Frame, ManualClock
+from unit.sources.replay import ReplaySource
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "hil" / "clips"
@@ -143,7 +144,7 @@ def test_record_clip_rerecords_a_replay_through_the_sensor_code(tmp_path, unit_t
     src = DEMO / "06-sensor-bounce"
     cfg = load(unit_toml)
     clock = ManualClock(1_700_000_000.0)
-    source = clips.ClipSource(src, cfg.camera, "in", clock=clock)
+    source = ReplaySource(src, cfg.camera, "in", clock=clock)
     out = tmp_path / "rec"
     clip = record(cfg, out, seconds=30, source=source, clock=clock, quality=70, note="bench test")
     original = clips.load(src)
@@ -160,7 +161,8 @@ def test_record_clip_rerecords_a_replay_through_the_sensor_code(tmp_path, unit_t
 
 
 def test_record_clip_cli_stops_after_seconds(tmp_path, unit_toml, pins, capsys):
-    text = unit_toml.read_text().replace('source = ""', f'source = "{DEMO / "05-close-together"}"')
+    # the example's first `path = ""` is [camera.replay]'s
+    text = unit_toml.read_text().replace('path = ""', f'path = "{DEMO / "05-close-together"}"', 1)
     unit_toml.write_text(text)
     out = tmp_path / "rec"
     assert cli.main(["record-clip", str(out), "--seconds", "0.5", "--config", str(unit_toml)]) == 0

@@ -13,6 +13,7 @@ from hil.central import AUDIT_WHO, LocalCentral, enrol_unit
 from hil.harness import Harness, Options, unit_config
 from hil.make_clips import make_clips, read_benchmark
 from unit import clips, status
+from unit.commands.status import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "hil" / "clips"
@@ -71,7 +72,7 @@ def test_demo_clips_every_vehicle_read_exactly_once(central, tmp_path):
     st = status.collect(cfg)
     assert st["uplink"]["state"] == "idle" and st["uplink"]["stored"] == len(last.truth.vehicles)
     assert st["uplink"]["url"] == central.url and st["buffer"]["depth"] == 0
-    assert "uplink: idle to " + central.url in status.render(st)
+    assert "uplink: idle to " + central.url in render(st)
 
 
 def test_report_json_has_the_figures(central, tmp_path):
@@ -143,9 +144,10 @@ public_key = "{enrolment.sealing_public_key}"
 path = "{tmp_path / 'buf.sqlite'}"
 [camera]
 kind = "replay"
-source = "{clip.path}"
 resolution = [1280, 720]
 fps = 10
+[camera.replay]
+path = "{clip.path}"
 [[lanes]]
 name = "{lane['name']}"
 [lanes.sensor]

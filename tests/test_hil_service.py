@@ -12,9 +12,11 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from unit import seal, status
-from unit.camera import ManualClock, QueueSource
+from unit.commands.status import render
 from unit.config import load
 from unit.service import UnitService
+from unit.sources.frames import ManualClock
+from unit.sources.pushed import QueueSource
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"
@@ -51,7 +53,7 @@ class _NoModel:
 
 def test_example_config_names_the_base_url(toml):
     cfg = load(toml)
-    assert cfg.uplink["url"] == "https://central.example.org:8443"      # the uplink appends /v1/reads itself
+    assert cfg.uplink.url == "https://central.example.org:8443"      # the uplink appends /v1/reads itself
 
 
 def test_uplink_without_identity_key_leaves_the_unit_running(toml):
@@ -62,7 +64,7 @@ def test_uplink_without_identity_key_leaves_the_unit_running(toml):
         assert svc.uplink is None and all(t.is_alive() for t in svc.unit._threads)
         assert any(p.startswith("uplink: error") for p in svc.health.snapshot()["problems"])
         st = status.collect(load(toml))
-        assert st["uplink"]["state"] == "error" and "uplink: error" in status.render(st)
+        assert st["uplink"]["state"] == "error" and "uplink: error" in render(st)
     finally:
         svc.stop()
     assert not [t for t in threading.enumerate() if t.name.startswith("unit-")]

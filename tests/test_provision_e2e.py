@@ -96,7 +96,7 @@ def test_blank_unit_to_read_stored_centrally(central, tmp_path, capsys):
     assert (cfg.unit_id, cfg.site, cfg.lanes[0].name, cfg.lanes[0].direction) == ("gate3-east", "port-north", "G3-in", "in")
     assert (cfg.lanes[0].sensor.pin, cfg.lanes[0].sensor.active_high, cfg.lanes[0].sensor.pull_up) == (17, False, True)
     assert cfg.central_kid == store.keys.sealing_key_id
-    assert cfg.uplink["url"] == central.url and cfg.uplink["identity_key_path"] == str(lay.identity_key)
+    assert cfg.uplink.url == central.url and cfg.uplink.identity_key_path == str(lay.identity_key)
     assert (lay.state / "hotlist.txt").exists()
 
     code, doc, text = prov(capsys, "selftest", "--root", str(root), "--skip", "sensors", "--json")

@@ -71,7 +71,7 @@ def test_site_from_flags_questions_and_guards(root, capsys, tmp_path, monkeypatc
     assert [ln.name for ln in cfg.lanes] == ["G7-1", "G7-exit"]
     assert (cfg.lanes[0].sensor.kind, cfg.lanes[0].sensor.pin, cfg.lanes[0].sensor.active_high) == ("loop", 17, False)
     assert cfg.lanes[1].sensor.kind == "none" and cfg.lanes[1].roi == (0.5, 0.0, 1.0, 1.0)
-    assert cfg.camera.resolution == (1280, 720) and cfg.camera.lens_position == 0.5
+    assert cfg.camera.resolution == (1280, 720) and cfg.camera.options.lens_position == 0.5
     assert json.loads(lay.site_json.read_text())["gate"] == "G7"
 
     # rewriting keeps the previous file

@@ -11,7 +11,8 @@ from unit import cli
 from unit.detect import iou
 from unit.evaluate import load_crops, load_endtoend
 from unit.litert import ModelError
-from unit.recognise import MODEL_DIR, BadFrame, Recogniser, average_candidates, framing_sets, reframe
+from unit.recognise import MODEL_DIR, Recogniser, average_candidates, framing_sets, reframe
+from unit.sources.frames import BadFrame
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
 
@@ -75,9 +76,15 @@ def test_bad_frames_are_refused_clearly(rec, frame):
         rec.read(frame)
 
 
-def test_grey_frame_is_accepted(rec):
+def test_grey_and_rgba_frames_are_read_as_rgb(rec):
+    """The recogniser applies the capture loop's frame check: grey and four-channel frames are read as
+    the RGB frame they convert to (unit.sources.frames.check_frame)."""
     img, _ = _photo(1)
-    assert isinstance(rec.read(img.mean(axis=2).astype(np.uint8)), list)
+    grey = img.mean(axis=2).astype(np.uint8)
+    as_rgb = [r.text for r in rec.read(np.repeat(grey[..., None], 3, axis=2))]
+    assert [r.text for r in rec.read(grey)] == as_rgb
+    rgba = np.concatenate([img, np.zeros(img.shape[:2] + (1,), np.uint8)], axis=2)
+    assert [r.text for r in rec.read(rgba)] == [r.text for r in rec.read(img)]
 
 
 def test_missing_or_corrupt_model_is_a_model_error(tmp_path):

@@ -17,9 +17,10 @@ from PIL import Image
 
 from unit import seal
 from unit.buffer import SealedBuffer
-from unit.camera import ManualClock, QueueSource, decode_image
 from unit.config import load
 from unit.contract import utc_ms, validate
+from unit.sources.frames import ManualClock, decode_image
+from unit.sources.pushed import QueueSource
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"

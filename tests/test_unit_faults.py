@@ -16,10 +16,12 @@ from gpiozero.pins.mock import MockFactory
 
 from unit import seal
 from unit.buffer import SealedBuffer
-from unit.camera import BadFrame, Frame, ManualClock, QueueSource, ReplaySource, decode_image
 from unit.config import load
 from unit.contract import Read, new_read_id, utc_ms
 from unit.pipeline import ModelHolder, RecognitionStage
+from unit.sources.frames import BadFrame, Frame, ManualClock, decode_image
+from unit.sources.pushed import QueueSource
+from unit.sources.replay import ReplaySource
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 US = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark" / "endtoend" / "us"  # shared/ beside the repo
@@ -54,17 +56,23 @@ def errors(caplog, text):
 
 
 def test_bad_frames_are_logged_counted_and_skipped(cfgfile, caplog):
+    """Frames the one frame check refuses are skipped; a grey one is converted and passed on as RGB."""
     from unit.service import Unit
     src = QueueSource()
     unit = Unit(load(cfgfile), src, env={})
+    passed = []
+    on_frame = unit.assembler.on_frame
+    unit.assembler.on_frame = lambda frame: (passed.append(frame.image.shape), on_frame(frame))
     unit.start()
     try:
         good = decode_image(PHOTOS[0])
-        for bad in (np.zeros((0, 0, 3), np.uint8), good[:, :, 0], good.astype(np.float32), good[:4, :4]):
+        src.push(good[:, :, 0])
+        for bad in (np.zeros((0, 0, 3), np.uint8), good[:, :, :2], good.astype(np.float32), good[:4, :4]):
             src.push(bad)
         src.push(good)
         src.join()
-        assert wait_for(lambda: unit.health.counters.get("frames") == 1)
+        assert wait_for(lambda: unit.health.counters.get("frames") == 2 and len(passed) == 2)
+        assert passed == [good.shape, good.shape]
         assert unit.health.counters["bad_frames"] == 4
         assert len(errors(caplog, "bad frame skipped")) == 1          # one line for a run, not one a frame
         assert unit.health.get("frames")["state"] == "bad" and "too small" in unit.health.get("frames")["detail"]

@@ -17,9 +17,10 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from unit import logs, seal, status
-from unit.camera import QueueSource
+from unit.commands import status as status_command
 from unit.config import load
 from unit.health import Health, sd_notify, watchdog_interval, write_status
+from unit.sources.pushed import QueueSource
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 
@@ -127,14 +128,14 @@ def test_service_notifies_systemd_and_status_command_reports(unit_cfg, tmp_path,
         pins = Device.pin_factory.pin(17)
         pins.drive_low()                                     # a vehicle on the loop (active low)
         time.sleep(0.3)
-        rc = status.run(argparse.Namespace(config=str(unit_cfg), json=False))
+        rc = status_command.run(argparse.Namespace(config=str(unit_cfg), json=False))
         out = capsys.readouterr().out
         assert rc == 1                                       # degraded: no model
         assert "unit gate3-east at port-north: degraded (running)" in out
         assert "buffer: 0 unsent" in out and "dropped 0" in out
         assert "lane in: sensor loop ok, triggered by sensor, pin GPIO17, 1 edges" in out
         assert "model: error" in out and "last read: none" in out
-        rc = status.run(argparse.Namespace(config=str(unit_cfg), json=True))
+        rc = status_command.run(argparse.Namespace(config=str(unit_cfg), json=True))
         st = json.loads(capsys.readouterr().out)
         assert st["buffer"]["depth"] == 0 and st["lanes"]["in"]["active"] is True
     finally:

@@ -10,9 +10,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from unit.burst import BurstAssembler, Close, Discard, FrameWork, Open
-from unit.camera import Frame, decode_image
 from unit.config import CameraConfig, LaneConfig, MotionConfig, SensorConfig
 from unit.sensors import Lane, LaneSensor, MotionDetector, Presence
+from unit.sources.frames import Frame, decode_image
 
 US = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark" / "endtoend" / "us"  # shared/ beside the repo
 PHOTOS = sorted(str(p) for p in US.glob("*.jpg"))

@@ -1,4 +1,5 @@
-"""The uplink and heartbeat built from an [uplink] table, end to end against a real store."""
+"""The uplink and heartbeat built from an [uplink] table (`unit.config.UplinkConfig`), end to end against a
+real store."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central import units
 from unit import heartbeat, hotlist, uplink
 from unit.buffer import SealedBuffer
+from unit.config import UplinkConfig
 from unit.identity import enroll
 from unit.keys import load_ed25519_private
 from unit.seal import load_public
@@ -29,8 +31,8 @@ def test_uplink_and_heartbeat_from_config(central, tmp_path):
                                            serialization.NoEncryption()))
     token, _ = units.make_token(central.store.engine, "gate-1", timedelta(minutes=5))
     answer = enroll(central.url, token, "unit-c", load_ed25519_private(key_path))
-    section = {"url": central.url, "identity_key_path": str(key_path), "batch_size": 7,
-               "central_signing_key": answer["signing_public_key"], "backoff_base_s": 0.05, "idle_s": 0.05}
+    section = UplinkConfig(url=central.url, identity_key_path=str(key_path), batch_size=7,
+                           central_signing_key=answer["signing_public_key"], backoff_base_s=0.05, idle_s=0.05)
     assert central.store.cli("hotlist", "add", "4XYZ999", "--reason", "wanted", "--note", "test",
                              "--purpose", "wanted_vehicle", "--case", "DR-1") == 0
 

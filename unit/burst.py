@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from unit.camera import Frame
 from unit.config import CameraConfig, LaneConfig
 from unit.contract import new_read_id
 from unit.sensors import Presence
+from unit.sources.frames import Frame
 
 log = logging.getLogger("unit.burst")
 

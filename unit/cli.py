@@ -1,7 +1,8 @@
 """`alpr-unit`: the on-device command line.
 
-Each subcommand lives in its own module and registers itself here through `add_parser(subparsers)`
-and a `run(args) -> int` function, so this file stays a thin dispatcher.
+Each subcommand's argument parsing and output live in its own module (`unit/commands/`), which gives
+`add_parser(subparsers)` and a `run(args) -> int` function, so this file stays a thin dispatcher; the
+work itself is done by the unit's modules.
 Exit codes: 0 success, 1 the work ran but failed, 2 bad usage or bad input.
 """
 from __future__ import annotations
@@ -12,12 +13,12 @@ import sys
 
 # subcommand name -> module that provides add_parser() and run()
 COMMANDS = {
-    "eval": "unit.evaluate",
-    "run": "unit.service",
-    "replay": "unit.replay",
-    "status": "unit.status",
-    "record-clip": "unit.record",
-    "clip": "unit.clips",
+    "eval": "unit.commands.eval",
+    "run": "unit.commands.run",
+    "replay": "unit.commands.replay",
+    "status": "unit.commands.status",
+    "record-clip": "unit.commands.record_clip",
+    "clip": "unit.commands.clip",
     "update": "unit.commands.update",
 }
 

@@ -1,7 +1,8 @@
-"""Recorded clips: the folder format, replaying one, and `alpr-unit clip show|label`.
+"""Recorded clips: the folder format, reading and writing it, and labelling the vehicles in a clip.
 
 A clip is what a unit saw and sensed at a gate for a few seconds, kept so that the same seconds can be
-run through the unit's code again anywhere (`alpr-unit replay`, the HIL harness in `hil/`). Format
+run through the unit's code again anywhere (`alpr-unit replay`, the HIL harness in `hil/`; a clip is
+replayed by `unit.sources.replay`, recorded by `unit.record`, shown and labelled by `alpr-unit clip`). Format
 version 1, one folder (docs/hil.md has the whole description):
 
     clip.json      format/version, `capture` metadata (unit, site, resolution, fps, exposure, gain,
@@ -25,17 +26,14 @@ purpose by a technician, never part of a unit's normal operation, and are writte
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from unit.camera import ManualClock, ReplaySource, _Event
 from unit.config import CameraConfig, LaneConfig
 from unit.contract import utc_ms
 
@@ -293,45 +291,20 @@ def save(clip: Clip) -> None:
 def lane_json(lane: LaneConfig) -> dict[str, Any]:
     s = lane.sensor
     sensor: dict[str, Any] = {"kind": s.kind}
-    if s.kind != "none":
+    if lane.has_sensor:
         sensor.update(pin=s.pin, active_high=s.active_high,
                       pull_up="floating" if s.pull_up is None else s.pull_up)
     return {"name": lane.name, "direction": lane.direction, "roi": list(lane.roi), "sensor": sensor}
 
 
 def capture_json(cam: CameraConfig, unit_id: str, site: str, **extra: Any) -> dict[str, Any]:
+    """clip.json `capture`: who recorded, when, the frame size and rate, and the camera kind's own
+    settings (the Pi camera's exposure, gain and focus)."""
     return {"unit_id": unit_id, "site": site, "recorded_at": utc_ms(time.time()),
-            "resolution": list(cam.resolution), "fps": cam.fps, "shutter_us": cam.shutter_us,
-            "gain": [cam.gain_min, cam.gain_max], "lens_position": cam.lens_position, **extra}
+            "resolution": list(cam.resolution), "fps": cam.fps, **cam.options.capture_facts(), **extra}
 
 
-# -- replay ---------------------------------------------------------------------------------------------
-class ClipSource(ReplaySource):
-    """`unit.camera.ReplaySource` that also reads the version-1 clip format (edges in events.jsonl);
-    folders of stills and older clips replay as before."""
-
-    def __init__(self, source: str | Path, cam: CameraConfig, lane: str, clock: ManualClock | None = None,
-                 start: float | None = None, realtime: bool = False, gap_s: float = 3.0):
-        super().__init__(source, cam, lane, clock=clock, start=start, realtime=realtime, gap_s=gap_s)
-        if (self.path / CLIP_FILE).exists():
-            try:
-                clip = load(self.path)
-            except ClipError as exc:
-                raise ValueError(str(exc)) from None
-            self.clip = clip
-            self._events = schedule(clip)
-        else:
-            self.clip = None
-
-
-def schedule(clip: Clip) -> list[_Event]:
-    events = [_Event(f.t, path=clip.path / f.file) for f in clip.frames]
-    events += [_Event(e.t, edge=(e.lane, e.active)) for e in clip.edges]
-    # an edge at the same instant as a frame goes first: the sensor saw it before the frame arrived
-    events.sort(key=lambda e: (e.t, e.edge is None))
-    return events
-
-
+# -- finding clips ----------------------------------------------------------------------------------------
 def is_clip(path: str | Path) -> bool:
     return (Path(path) / CLIP_FILE).is_file()
 
@@ -347,37 +320,7 @@ def find_clips(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-# -- CLI: alpr-unit clip show|label ------------------------------------------------------------------------
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("clip", help="inspect a recorded clip, or label the vehicles in it",
-                       description="Recorded clips (see docs/hil.md): `show` checks and summarises one, "
-                                   "`label` fills in truth.json, the vehicles expected.")
-    csub = p.add_subparsers(dest="clip_command", metavar="ACTION", required=True)
-    s = csub.add_parser("show", help="check a clip and print what is in it")
-    s.add_argument("clip")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(clip_run=_cmd_show)
-    lab = csub.add_parser(
-        "label", help="write truth.json: the plate of each vehicle",
-        description="Without options, asks for the plate of each vehicle the sensors saw (a frame from "
-                    "its passage is named so you can look). --plates gives them in order instead; --add "
-                    "adds a vehicle the sensors missed. Plates are normalised to A-Z0-9.")
-    lab.add_argument("clip")
-    lab.add_argument("--plates", help="comma-separated plates, one per sensed vehicle in time order "
-                                      "('-' skips one that was not a vehicle)")
-    lab.add_argument("--add", action="append", default=[], metavar="PLATE@LANE@T",
-                     help="add a vehicle: plate, lane and seconds from the start (repeatable)")
-    lab.add_argument("--clear", action="store_true", help="forget the vehicles labelled so far first")
-    lab.add_argument("--tolerance", type=float, help="seconds a read may be from a vehicle's time (default 2)")
-    lab.add_argument("--by", default="", help="who labelled it (kept in truth.json)")
-    lab.set_defaults(clip_run=_cmd_label)
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    return args.clip_run(args)
-
-
+# -- showing and labelling ---------------------------------------------------------------------------------
 def summary(clip: Clip) -> dict[str, Any]:
     return {"clip": str(clip.path), "version": clip.version, "capture": clip.capture,
             "lanes": [lane.get("name") for lane in clip.lanes], "frames": len(clip.frames),
@@ -385,49 +328,6 @@ def summary(clip: Clip) -> dict[str, Any]:
             "presences": [{"lane": lane, "start": round(a, 3), "end": None if b is None else round(b, 3)}
                           for lane, a, b in clip.presences()],
             "labelled": clip.truth.labelled, "vehicles": [v.to_json() for v in clip.truth.vehicles]}
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    try:
-        clip = load(args.clip)
-    except ClipError as exc:
-        print(f"alpr-unit clip: {exc}", file=sys.stderr)
-        return 2
-    s = summary(clip)
-    if args.json:
-        print(json.dumps(s, indent=1))
-        return 0
-    cap = clip.capture
-    print(f"clip {clip.path} (format v{clip.version}): {s['frames']} frames ({s['files']} files), "
-          f"{s['duration_s']} s, {s['edges']} sensor edges")
-    if cap:
-        res = cap.get("resolution")
-        print(f"captured by {cap.get('unit_id', '?')} at {cap.get('site', '?')} {cap.get('recorded_at', '')}; "
-              + (f"{res[0]}x{res[1]} " if res else "") + f"{cap.get('fps', '?')} fps, shutter "
-              f"{cap.get('shutter_us', '?')} us, gain {cap.get('gain', '?')}")
-    for p in s["presences"]:
-        print(f"  sensed: lane {p['lane']} from {p['start']:.2f} s to "
-              + ("the end" if p["end"] is None else f"{p['end']:.2f} s"))
-    if clip.truth.labelled:
-        for v in clip.truth.vehicles:
-            print(f"  vehicle: {v.plate} lane {v.lane} at {v.t:.2f} s" + (f" ({v.note})" if v.note else ""))
-    else:
-        print("  not labelled yet: alpr-unit clip label " + str(clip.path))
-    return 0
-
-
-def _parse_add(text: str) -> Vehicle:
-    parts = text.split("@")
-    if len(parts) != 3:
-        raise ValueError(f"--add {text!r}: expected PLATE@LANE@SECONDS")
-    plate = normalise_plate(parts[0])
-    if not PLATE_OK.match(plate):
-        raise ValueError(f"--add {text!r}: plate must have 1-10 letters or digits")
-    try:
-        t = float(parts[2])
-    except ValueError:
-        raise ValueError(f"--add {text!r}: time must be seconds from the start") from None
-    return Vehicle(plate, parts[1], t)
 
 
 def label(clip: Clip, plates: list[str | None] | None = None, add: list[Vehicle] | None = None,
@@ -457,41 +357,3 @@ def label(clip: Clip, plates: list[str | None] | None = None, add: list[Vehicle]
                        by or clip.truth.labelled_by, utc_ms(time.time()))
     write_truth(clip)
     return clip.truth
-
-
-def _cmd_label(args: argparse.Namespace) -> int:
-    try:
-        clip = load(args.clip)
-        add = [_parse_add(a) for a in args.add]
-        plates: list[str | None] | None = None
-        if args.plates is not None:
-            plates = [None if p.strip() in ("", "-") else p.strip() for p in args.plates.split(",")]
-        elif not add and not args.clear:
-            plates = _ask(clip)
-        truth = label(clip, plates, add, args.clear, args.tolerance, args.by)
-    except (ClipError, ValueError) as exc:
-        print(f"alpr-unit clip label: {exc}", file=sys.stderr)
-        return 2
-    except (EOFError, KeyboardInterrupt):
-        print("\nalpr-unit clip label: stopped; truth.json left as it was", file=sys.stderr)
-        return 1
-    print(f"{clip.path / TRUTH_FILE}: {len(truth.vehicles)} vehicles")
-    for v in truth.vehicles:
-        print(f"  {v.plate} lane {v.lane} at {v.t:.2f} s")
-    return 0
-
-
-def _ask(clip: Clip) -> list[str | None]:
-    pres = clip.presences()
-    if not pres:
-        raise ValueError("the sensors saw no vehicle in this clip; use --add PLATE@LANE@T")
-    print(f"{len(pres)} vehicles sensed in {clip.path}. Type each plate (letters and digits), "
-          "'-' if it was not a vehicle.")
-    out: list[str | None] = []
-    for i, (lane, start, end) in enumerate(pres, 1):
-        # a frame a little after the edge shows the vehicle at the gate
-        f = clip.frame_at(start + 0.3 if end is None else min(start + 0.3, end))
-        where = f" (look at {clip.path / f.file})" if f else ""
-        answer = input(f"vehicle {i}: lane {lane} at {start:.2f} s{where}: ").strip()
-        out.append(None if answer in ("", "-") else answer)
-    return out

@@ -1,131 +1,190 @@
 """The unit's configuration: one TOML file per unit, validated at start.
 
 Every error names the dotted key and what was expected, so a technician at a gate can fix the file
-without reading code. Unknown keys are errors too (a typo must not silently fall back to a default),
-except inside `[uplink]`, which belongs to the uplink and is passed through as given.
+without reading code. Unknown keys are errors too: a typo must not silently fall back to a default.
 
-Some keys can change while the unit runs (`LIVE_KEYS`: thresholds, dedup window, hot list, log level
-and format); `changed_keys()` tells the reloader which changed keys it may apply and which need a restart.
-See `docs/unit-config.md` and `unit/example-config.toml`.
+Each table is a frozen dataclass whose fields carry their own default, bounds and whether they are
+live (`unit.schema.key`): live keys (thresholds, dedup window, hot list, log level and format) apply
+while the unit runs; `changed_keys()` tells the reloader which changed keys it may apply and
+`merge_live()` applies them. A camera kind's own options are its `[camera.<kind>]` table
+(`unit.sources`). See `docs/unit-config.md` and `unit/example-config.toml`.
 """
 from __future__ import annotations
 
 import base64
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from unit import seal
+from unit import seal, sources
+from unit.schema import DERIVED, ConfigError, Section, is_live, key, read   # ConfigError: callers take it from here
 
 DIRECTIONS = ("in", "out", "unknown")
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
-CAMERA_KINDS = ("picamera2", "replay")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
 
-# Keys applied on reload without a restart. Everything else is read once at start.
-LIVE_KEYS = frozenset({
-    "recognition.min_det_score", "recognition.min_frame_confidence", "recognition.min_read_confidence",
-    "recognition.min_chars",
-    "motion.threshold", "motion.min_fraction", "motion.quiet_frames",
-    "dedup.window_s", "dedup.max_edits",
-    "hotlist.path",
-    "log.level", "log.format",
-})
 
-_REQUIRED = object()
+def _pin(s: Section, k: str, default: Any) -> int | str | None:
+    kind, pin = s.data.get("kind", "none"), s.data.get(k, default)
+    if kind != "none":
+        if pin is None or isinstance(pin, bool) or not isinstance(pin, (int, str)) or pin == "":
+            raise s.bad(k, f"a GPIO number or pin name for a {kind} sensor", pin)
+    elif pin is not None:
+        raise s.bad(k, "no pin when kind = 'none' (the lane is motion-triggered)", pin)
+    return pin
 
 
-class ConfigError(ValueError):
-    """The config file is unusable; the message starts with the dotted key at fault."""
+def _pull(s: Section, k: str, default: Any) -> bool | None:
+    pull = s.data.get(k, default)
+    if pull == "floating":
+        return None
+    if pull is not None and not isinstance(pull, bool):
+        raise s.bad(k, "true, false (pull-down) or \"floating\" (external resistor)", pull)
+    return pull
 
 
 @dataclass(frozen=True)
 class SensorConfig:
-    kind: str = "none"                 # loop | ir_beam | radar | none (motion-triggered lane)
-    pin: int | str | None = None       # BCM number or a gpiozero pin name ("GPIO17", "BOARD11")
+    kind: str = field(default="none", metadata=key(choices=SENSOR_KINDS))   # none: a motion-triggered lane
+    pin: int | str | None = field(default=None, metadata=key(read=_pin))    # BCM number or a gpiozero pin name
     active_high: bool = True
-    pull_up: bool | None = None        # True: internal pull-up, False: pull-down, None: floating (external)
-    debounce_ms: float = 20.0
-    min_presence_ms: float = 80.0      # shorter presences are glitches, not vehicles
-    stuck_after_s: float = 120.0       # active this long without a break: reported stuck
-    silent_after_motions: int = 5      # this many motion episodes with no edge: reported silent
+    pull_up: bool | None = field(default=None, metadata=key(read=_pull))    # True up, False down, None floating
+    debounce_ms: float = field(default=20.0, metadata=key(0, 1000))
+    min_presence_ms: float = field(default=80.0, metadata=key(0, 10000))   # shorter presences are glitches
+    stuck_after_s: float = field(default=120.0, metadata=key(1))           # active this long: reported stuck
+    silent_after_motions: int = field(default=5, metadata=key(1))          # motions with no edge: silent
+
+
+def _roi(s: Section, k: str, default: Any) -> tuple[float, float, float, float]:
+    v = s.value(k, list(default))
+    if (not isinstance(v, list) or len(v) != 4
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1 for x in v)
+            or not (v[0] < v[2] and v[1] < v[3])):
+        raise s.bad(k, "[x0, y0, x1, y1] as fractions 0..1 of the frame with x0 < x1 and y0 < y1", v)
+    return (float(v[0]), float(v[1]), float(v[2]), float(v[3]))
 
 
 @dataclass(frozen=True)
 class LaneConfig:
-    name: str
-    direction: str = "unknown"
-    roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)   # fractions x0, y0, x1, y1
-    sensor: SensorConfig = field(default_factory=SensorConfig)
+    name: str = field(metadata=key(nonempty=True))
+    direction: str = field(default="unknown", metadata=key(choices=DIRECTIONS))
+    roi: tuple[float, float, float, float] = field(default=(0.0, 0.0, 1.0, 1.0), metadata=key(read=_roi))
+    sensor: SensorConfig = field(default_factory=SensorConfig, metadata=DERIVED)   # its own table
+
+    @property
+    def has_sensor(self) -> bool:
+        """False for a lane that motion alone triggers (sensor kind `none`)."""
+        return self.sensor.kind != "none"
+
+
+def _resolution(s: Section, k: str, default: Any) -> tuple[int, int]:
+    res = s.value(k, list(default))
+    if (not isinstance(res, list) or len(res) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 16 <= x <= 10000 for x in res)):
+        raise s.bad(k, "[width, height] in pixels", res)
+    return (res[0], res[1])
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    kind: str = "picamera2"
-    resolution: tuple[int, int] = (1920, 1080)
-    fps: float = 15.0
-    shutter_us: int = 1000             # short exposure freezes a moving vehicle
-    gain_min: float = 1.0
-    gain_max: float = 8.0              # caps noise at night
-    lens_position: float | None = None  # dioptres for a fixed focus; None for a fixed-focus lens
-    pre_trigger_frames: int = 3
-    burst_frames: int = 5
-    burst_fps: float = 10.0
-    stall_after_s: float = 5.0         # no frame for this long: the camera is reported stalled
-    source: str = ""                   # replay: a folder of stills or a clip folder
-    context_frame: bool = False        # send a downscaled scene frame with each read
-    context_width: int = 960
+    """What every camera kind shares; `options` are the chosen kind's own (`[camera.<kind>]`)."""
+    kind: str = "picamera2"            # a name in unit.sources.KINDS
+    resolution: tuple[int, int] = field(default=(1920, 1080), metadata=key(read=_resolution))
+    fps: float = field(default=15.0, metadata=key(0.1, 240))
+    pre_trigger_frames: int = field(default=3, metadata=key(0, 30))
+    burst_frames: int = field(default=5, metadata=key(1, 60))
+    burst_fps: float = field(default=10.0, metadata=key(0.1, 240))
+    stall_after_s: float = field(default=5.0, metadata=key(0.1))   # no frame this long: reported stalled
+    context_frame: bool = False                                      # send a downscaled scene frame with each read
+    context_width: int = field(default=960, metadata=key(64, 8000))
+    options: Any = field(default=None, metadata=DERIVED)
+
+    def __post_init__(self) -> None:
+        if self.options is None:           # the kind's defaults
+            object.__setattr__(self, "options", sources.kind(self.kind).options())
 
 
 @dataclass(frozen=True)
 class RecognitionConfig:
-    model_dir: str = ""                # empty: the models shipped in the package
-    threads: int = 1
-    top_n: int = 5
-    framings: int = 2                  # reader passes per plate (unit.recognise.framing_sets)
+    model_dir: str = field(default="", metadata=key(path=True))   # empty: the models shipped in the package
+    threads: int = field(default=1, metadata=key(1, 16))
+    top_n: int = field(default=5, metadata=key(1, 20))
+    framings: int = field(default=2, metadata=key(1, 2))           # reader passes per plate (unit.recognise)
     two_row_plates: bool = True        # also read a two-row plate with its rows side by side (unit.rows)
-    min_det_score: float = 0.3
-    min_frame_confidence: float = 0.0   # both chosen on valid-split clips: see docs/hil.md
-    min_read_confidence: float = 0.15
-    min_chars: int = 2
-    retry_model_s: float = 60.0        # a missing or corrupt model is retried this often
+    min_det_score: float = field(default=0.3, metadata=key(0, 1, live=True))
+    min_frame_confidence: float = field(default=0.0, metadata=key(0, 1, live=True))   # both chosen on
+    min_read_confidence: float = field(default=0.15, metadata=key(0, 1, live=True))   # valid clips: docs/hil.md
+    min_chars: int = field(default=2, metadata=key(1, 10, live=True))
+    retry_model_s: float = field(default=60.0, metadata=key(1))   # a missing or corrupt model is retried this often
 
 
 @dataclass(frozen=True)
 class DedupConfig:
-    window_s: float = 10.0
-    max_edits: int = 1
+    window_s: float = field(default=10.0, metadata=key(0, 3600, live=True))
+    max_edits: int = field(default=1, metadata=key(0, 3, live=True))
 
 
 @dataclass(frozen=True)
 class MotionConfig:
-    threshold: float = 25.0            # grey-level change (0-255) that counts as moved
-    min_fraction: float = 0.03         # share of ROI samples that must move
-    quiet_frames: int = 3              # still frames that end a motion episode
-    sample_px: int = 64                # ROI is subsampled to about this many samples across
+    threshold: float = field(default=25.0, metadata=key(1, 255, live=True))          # grey-level change that counts as moved
+    min_fraction: float = field(default=0.03, metadata=key(0.0001, 1, live=True))    # share of ROI samples that must move
+    quiet_frames: int = field(default=3, metadata=key(1, 1000, live=True))           # still frames that end a motion episode
+    sample_px: int = field(default=64, metadata=key(8, 512))      # ROI subsampled to about this many samples across
 
 
 @dataclass(frozen=True)
 class BufferConfig:
-    path: str = "/var/lib/alpr-unit/buffer.sqlite"
-    max_mb: float = 512.0
-    max_age_days: float = 30.0
+    path: str = field(default="/var/lib/alpr-unit/buffer.sqlite", metadata=key(path=True))
+    max_mb: float = field(default=512.0, metadata=key(0.01))
+    max_age_days: float = field(default=30.0, metadata=key(0.0001))
+
+
+@dataclass(frozen=True)
+class HotlistConfig:
+    path: str = field(default="", metadata=key(path=True, live=True))    # empty: no hot list
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    level: str = "INFO"
-    format: str = "json"
+    level: str = field(default="INFO", metadata=key(choices=LOG_LEVELS, live=True))
+    format: str = field(default="json", metadata=key(choices=LOG_FORMATS, live=True))
 
 
 @dataclass(frozen=True)
 class HealthConfig:
-    status_path: str = ""              # empty: next to the buffer, "<buffer>.status.json"
-    interval_s: float = 5.0
+    status_path: str = field(default="", metadata=key(path=True))     # empty: "<buffer>.status.json"
+    interval_s: float = field(default=5.0, metadata=key(0.1, 3600))
+
+
+def _url(s: Section, k: str, default: Any) -> str:
+    url = s.text(k, default)
+    if url and not url.startswith(("https://", "http://")):
+        raise s.bad(k, "an http(s) URL of the central ingest API", url)
+    return url
+
+
+@dataclass(frozen=True)
+class UplinkConfig:
+    """The uplink and the heartbeat (`unit.uplink`, `unit.heartbeat`); they run when `url` is set."""
+    url: str = field(default="", metadata=key(read=_url))          # the central store's base URL
+    identity_key_path: str = field(default="", metadata=key(path=True))   # the unit's Ed25519 key (enrolment)
+    central_signing_key: str = ""      # base64 Ed25519 from enrolment: verifies pulled hot lists
+    ca_bundle: str = field(default="", metadata=key(path=True))    # a private CA for the store's certificate
+    batch_size: int = field(default=100, metadata=key(1, 10000))
+    max_batch_bytes: int = field(default=8 * 1024 * 1024, metadata=key(1024, 1 << 30))
+    backoff_base_s: float = field(default=1.0, metadata=key(0.001, 3600))
+    backoff_cap_s: float = field(default=300.0, metadata=key(0.001, 86400))
+    idle_s: float = field(default=5.0, metadata=key(0.001, 3600))   # poll interval with nothing to send
+    connect_timeout_s: float = field(default=5.0, metadata=key(0.1, 600))
+    read_timeout_s: float = field(default=30.0, metadata=key(0.1, 3600))
+    heartbeat_interval_s: float = field(default=60.0, metadata=key(0.1, 86400))
+    state_path: str = field(default="", metadata=key(path=True))   # empty: "<buffer>.uplink.json"
+    drain_s: float = field(default=10.0, metadata=key(0, 3600))    # a replay's end: wait for delivery this long
 
 
 @dataclass(frozen=True)
@@ -140,10 +199,10 @@ class UnitConfig:
     recognition: RecognitionConfig
     dedup: DedupConfig
     motion: MotionConfig
-    hotlist_path: str
+    hotlist: HotlistConfig
     log: LogConfig
     health: HealthConfig
-    uplink: dict[str, Any]
+    uplink: UplinkConfig
     path: str = ""
 
     @property
@@ -152,296 +211,135 @@ class UnitConfig:
 
     def flat(self) -> dict[str, Any]:
         """Dotted key -> value, for diffing two configs."""
-        out: dict[str, Any] = {"unit_id": self.unit_id, "site": self.site, "central.kid": self.central_kid,
-                               "hotlist.path": self.hotlist_path}
-        for name in ("buffer", "camera", "recognition", "dedup", "motion", "log", "health"):
-            for k, v in asdict(getattr(self, name)).items():
-                out[f"{name}.{k}"] = v
+        out: dict[str, Any] = {"unit_id": self.unit_id, "site": self.site, "central.kid": self.central_kid}
+        for name in SECTIONS:
+            out.update(_flat(getattr(self, name), name))
+        out.update(_flat(self.camera.options, f"camera.{self.camera.kind}"))
         for i, lane in enumerate(self.lanes):
-            for k, v in _flatten(asdict(lane)).items():
-                out[f"lanes[{i}].{k}"] = v
-        for k, v in _flatten(self.uplink).items():
-            out[f"uplink.{k}"] = v
+            out.update(_flat(lane, f"lanes[{i}]"))
+            out.update(_flat(lane.sensor, f"lanes[{i}].sensor"))
         return out
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+# the tables read into a dataclass of the same name
+SECTIONS = tuple(name for name, hint in typing.get_type_hints(UnitConfig).items()
+                 if is_dataclass(hint) and name != "camera") + ("camera",)
+
+
+def _flat(section: Any, prefix: str) -> dict[str, Any]:
+    return {f"{prefix}.{f.name}": getattr(section, f.name) for f in fields(section) if not f.metadata.get("derived")}
+
+
+def live_keys(cfg: UnitConfig) -> set[str]:
+    """The dotted keys a running unit applies without a restart (fields marked live)."""
+    out = {f"{name}.{f.name}" for name in SECTIONS for f in fields(getattr(cfg, name)) if is_live(f)}
+    return out | {f"camera.{cfg.camera.kind}.{f.name}" for f in fields(cfg.camera.options) if is_live(f)}
 
 
 def changed_keys(old: UnitConfig, new: UnitConfig) -> tuple[list[str], list[str]]:
     """(live keys that changed, keys that changed but need a restart)."""
     a, b = old.flat(), new.flat()
+    live = live_keys(old)
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return [k for k in changed if k in LIVE_KEYS], [k for k in changed if k not in LIVE_KEYS]
+    return [k for k in changed if k in live], [k for k in changed if k not in live]
 
 
-class _Section:
-    """Typed reads from one table of the TOML document; every failure names the dotted key."""
-
-    def __init__(self, data: Any, prefix: str, known: set[str] | None = None):
-        if not isinstance(data, dict):
-            raise ConfigError(f"{prefix or 'top level'}: expected a table, got {type(data).__name__}")
-        self.data, self.prefix, self.known = data, prefix, known
-
-    def key(self, k: str) -> str:
-        return f"{self.prefix}.{k}" if self.prefix else k
-
-    def _get(self, k: str, default: Any) -> Any:
-        if k not in self.data:
-            if default is _REQUIRED:
-                raise ConfigError(f"{self.key(k)}: missing (required)")
-            return default
-        return self.data[k]
-
-    def _bad(self, k: str, what: str, got: Any) -> ConfigError:
-        return ConfigError(f"{self.key(k)}: expected {what}, got {got!r}")
-
-    def text(self, k: str, default: Any = _REQUIRED, nonempty: bool = False) -> str:
-        v = self._get(k, default)
-        if not isinstance(v, str) or (nonempty and not v.strip()):
-            raise self._bad(k, "a non-empty string" if nonempty else "a string", v)
-        return v
-
-    def choice(self, k: str, options: tuple[str, ...], default: Any = _REQUIRED) -> str:
-        v = self._get(k, default)
-        if v not in options:
-            raise self._bad(k, "one of " + ", ".join(repr(o) for o in options), v)
-        return v
-
-    def flag(self, k: str, default: Any = _REQUIRED) -> bool:
-        v = self._get(k, default)
-        if not isinstance(v, bool):
-            raise self._bad(k, "true or false", v)
-        return v
-
-    def num(self, k: str, default: Any = _REQUIRED, lo: float | None = None, hi: float | None = None,
-            integer: bool = False) -> Any:
-        v = self._get(k, default)
-        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok_type or (lo is not None and v < lo) or (hi is not None and v > hi):
-            what = "an integer" if integer else "a number"
-            if lo is not None and hi is not None:
-                what += f" from {lo} to {hi}"
-            elif lo is not None:
-                what += f" >= {lo}"
-            raise self._bad(k, what, v)
-        return int(v) if integer else float(v)
-
-    def table(self, k: str) -> dict[str, Any]:
-        v = self._get(k, {})
-        if not isinstance(v, dict):
-            raise self._bad(k, "a table", v)
-        return v
-
-    def check_unknown(self) -> None:
-        if self.known is None:
-            return
-        for k in self.data:
-            if k not in self.known:
-                raise ConfigError(f"{self.key(k)}: unknown key (known: {', '.join(sorted(self.known))})")
+def _take_live(old: Any, new: Any) -> Any:
+    live = {f.name: getattr(new, f.name) for f in fields(old) if is_live(f)}
+    return replace(old, **live) if live else old
 
 
-def _fields(cls: type) -> set[str]:
-    return set(cls.__dataclass_fields__)
+def merge_live(old: UnitConfig, new: UnitConfig) -> UnitConfig:
+    """`old` with the values of its live keys taken from `new`: the config a running unit goes on
+    with after a reload (every other change waits for a restart)."""
+    out = {name: _take_live(getattr(old, name), getattr(new, name)) for name in SECTIONS}
+    if old.camera.kind == new.camera.kind:
+        out["camera"] = replace(out["camera"], options=_take_live(old.camera.options, new.camera.options))
+    return replace(old, **out)
 
 
-def _load_key(top: _Section, base: Path) -> X25519PublicKey:
-    c = _Section(top.table("central"), "central", {"public_key", "public_key_path"})
+def _load_key(top: Section, base: Path) -> X25519PublicKey:
+    c = Section(top.table("central"), "central", {"public_key", "public_key_path"})
     c.check_unknown()
     inline, path = c.data.get("public_key"), c.data.get("public_key_path")
     if (inline is None) == (path is None):
         raise ConfigError("central.public_key: give exactly one of central.public_key (base64 or PEM) "
                           "or central.public_key_path")
     if inline is not None:
-        key, text = "central.public_key", c.text("public_key", nonempty=True)
+        name, text = "central.public_key", c.text("public_key", nonempty=True)
     else:
-        key = "central.public_key_path"
+        name = "central.public_key_path"
         p = Path(c.text("public_key_path", nonempty=True))
         p = p if p.is_absolute() else base / p
         try:
             text = p.read_text("ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{key}: expected a readable X25519 public key file, got {str(p)!r} "
+            raise ConfigError(f"{name}: expected a readable X25519 public key file, got {str(p)!r} "
                               f"({type(exc).__name__})") from None
     try:
         return seal.load_public(text)
     except (ValueError, base64.binascii.Error, UnicodeError) as exc:
-        raise ConfigError(f"{key}: expected an X25519 public key (raw base64 or PEM), {exc}") from None
+        raise ConfigError(f"{name}: expected an X25519 public key (raw base64 or PEM), {exc}") from None
 
 
-def _roi(s: _Section, k: str) -> tuple[float, float, float, float]:
-    v = s._get(k, [0.0, 0.0, 1.0, 1.0])
-    if (not isinstance(v, list) or len(v) != 4
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1 for x in v)
-            or not (v[0] < v[2] and v[1] < v[3])):
-        raise s._bad(k, "[x0, y0, x1, y1] as fractions 0..1 of the frame with x0 < x1 and y0 < y1", v)
-    return (float(v[0]), float(v[1]), float(v[2]), float(v[3]))
-
-
-def _sensor(data: Any, prefix: str) -> SensorConfig:
-    s = _Section(data, prefix, _fields(SensorConfig))
-    s.check_unknown()
-    d = SensorConfig()
-    kind = s.choice("kind", SENSOR_KINDS, d.kind)
-    pin = s.data.get("pin")
-    if kind != "none":
-        if pin is None or isinstance(pin, bool) or not isinstance(pin, (int, str)) or pin == "":
-            raise s._bad("pin", f"a GPIO number or pin name for a {kind} sensor", pin)
-    elif pin is not None:
-        raise s._bad("pin", "no pin when kind = 'none' (the lane is motion-triggered)", pin)
-    pull = s.data.get("pull_up", None)
-    if pull == "floating":
-        pull = None
-    elif pull is not None and not isinstance(pull, bool):
-        raise s._bad("pull_up", "true, false (pull-down) or \"floating\" (external resistor)", pull)
-    return SensorConfig(
-        kind=kind, pin=pin,
-        active_high=s.flag("active_high", d.active_high),
-        pull_up=pull,
-        debounce_ms=s.num("debounce_ms", d.debounce_ms, 0, 1000),
-        min_presence_ms=s.num("min_presence_ms", d.min_presence_ms, 0, 10000),
-        stuck_after_s=s.num("stuck_after_s", d.stuck_after_s, 1),
-        silent_after_motions=s.num("silent_after_motions", d.silent_after_motions, 1, integer=True),
-    )
-
-
-def _lanes(top: _Section) -> tuple[LaneConfig, ...]:
+def _lanes(top: Section) -> tuple[LaneConfig, ...]:
     raw = top.data.get("lanes")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"lanes: expected at least one [[lanes]] table, got {raw!r}")
     lanes, names, pins = [], set(), set()
     for i, item in enumerate(raw):
-        s = _Section(item, f"lanes[{i}]", {"name", "direction", "roi", "sensor"})
-        s.check_unknown()
-        name = s.text("name", nonempty=True)
-        if name in names:
-            raise s._bad("name", "a name no other lane has", name)
-        names.add(name)
-        sensor = _sensor(s.table("sensor"), f"lanes[{i}].sensor")
+        s = Section(item, f"lanes[{i}]")
+        sensor = read(s.table("sensor"), f"lanes[{i}].sensor", SensorConfig)
+        lane = read(item, f"lanes[{i}]", LaneConfig, extra_keys={"sensor"}, given={"sensor": sensor})
+        if lane.name in names:
+            raise s.bad("name", "a name no other lane has", lane.name)
+        names.add(lane.name)
         if sensor.pin is not None:
             if sensor.pin in pins:
                 raise ConfigError(f"lanes[{i}].sensor.pin: expected a pin no other lane uses, got {sensor.pin!r}")
             pins.add(sensor.pin)
-        lanes.append(LaneConfig(name=name, direction=s.choice("direction", DIRECTIONS, "unknown"),
-                                roi=_roi(s, "roi"), sensor=sensor))
+        lanes.append(lane)
     return tuple(lanes)
 
 
-def _camera(top: _Section) -> CameraConfig:
-    s = _Section(top.table("camera"), "camera", _fields(CameraConfig))
-    s.check_unknown()
-    d = CameraConfig()
-    res = s.data.get("resolution", list(d.resolution))
-    if (not isinstance(res, list) or len(res) != 2
-            or not all(isinstance(x, int) and not isinstance(x, bool) and 16 <= x <= 10000 for x in res)):
-        raise s._bad("resolution", "[width, height] in pixels", res)
-    gain_min = s.num("gain_min", d.gain_min, 1.0, 64.0)
-    gain_max = s.num("gain_max", d.gain_max, 1.0, 64.0)
-    if gain_max < gain_min:
-        raise s._bad("gain_max", f"a number >= camera.gain_min ({gain_min})", gain_max)
-    lens = s.data.get("lens_position")
-    if lens is not None:
-        lens = s.num("lens_position", None, 0.0, 32.0)
-    kind = s.choice("kind", CAMERA_KINDS, d.kind)
-    return CameraConfig(
-        kind=kind, resolution=(res[0], res[1]),
-        fps=s.num("fps", d.fps, 0.1, 240),
-        shutter_us=s.num("shutter_us", d.shutter_us, 10, 1_000_000, integer=True),
-        gain_min=gain_min, gain_max=gain_max, lens_position=lens,
-        pre_trigger_frames=s.num("pre_trigger_frames", d.pre_trigger_frames, 0, 30, integer=True),
-        burst_frames=s.num("burst_frames", d.burst_frames, 1, 60, integer=True),
-        burst_fps=s.num("burst_fps", d.burst_fps, 0.1, 240),
-        stall_after_s=s.num("stall_after_s", d.stall_after_s, 0.1),
-        source=s.text("source", d.source),
-        context_frame=s.flag("context_frame", d.context_frame),
-        context_width=s.num("context_width", d.context_width, 64, 8000, integer=True),
-    )
-
-
-def _simple(top: _Section, name: str, cls: type, spec: dict[str, tuple]) -> Any:
-    """Read a flat section of numbers, strings, choices and flags: spec maps key -> (kind, lo, hi)."""
-    s = _Section(top.table(name), name, _fields(cls))
-    s.check_unknown()
-    d = cls()
-    out = {}
-    for k, (kind, *rest) in spec.items():
-        if kind == "str":
-            out[k] = s.text(k, getattr(d, k))
-        elif kind == "choice":
-            out[k] = s.choice(k, rest[0], getattr(d, k))
-        elif kind == "flag":
-            out[k] = s.flag(k, getattr(d, k))
-        else:
-            out[k] = s.num(k, getattr(d, k), rest[0], rest[1] if len(rest) > 1 else None, integer=kind == "int")
-    return cls(**out)
-
-
-def _uplink(top: _Section) -> dict[str, Any]:
-    """Permissive: the uplink owns this section. Only the documented keys are type-checked."""
-    s = _Section(top.table("uplink"), "uplink")
-    out = dict(s.data)
-    if "url" in out:
-        url = s.text("url")
-        if url and not url.startswith(("https://", "http://")):
-            raise s._bad("url", "an http(s) URL of the central ingest API", url)
-    if "batch_size" in out:
-        s.num("batch_size", None, 1, 10000, integer=True)
-    if "identity_key_path" in out:
-        s.text("identity_key_path")
-    return out
+def _camera(top: Section, resolve: Callable[[str], str]) -> CameraConfig:
+    """[camera] and the table of each kind it has (all checked; the chosen kind's options kept)."""
+    s = Section(top.table("camera"), "camera")
+    kinds = tuple(sources.KINDS)
+    for k in s.data:              # a key that moved into a kind's table: say where it goes now
+        homes = [n for n in kinds if k in sources.kind(n).options.__dataclass_fields__ and n != k]
+        if homes and k not in CameraConfig.__dataclass_fields__:
+            raise ConfigError(f"camera.{k}: unknown key in [camera]; it belongs to the "
+                              f"{' and '.join(homes)} camera: put it under " + " or ".join(f"[camera.{n}]" for n in homes))
+    if "source" in s.data:
+        raise ConfigError("camera.source: unknown key in [camera]; a replay camera's folder is "
+                          "[camera.replay] path")
+    chosen = s.choice("kind", kinds, CameraConfig.kind)
+    options = {n: read(s.table(n), f"camera.{n}", sources.kind(n).options, resolve)
+               for n in kinds if n in s.data or n == chosen}
+    return read(s.data, "camera", CameraConfig, resolve, extra_keys=set(kinds), given={"options": options[chosen]})
 
 
 def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitConfig:
     """Validate a parsed TOML document; relative paths are resolved against `base`."""
-    top = _Section(data, "", {"unit_id", "site", "central", "buffer", "camera", "lanes", "recognition",
-                              "dedup", "motion", "hotlist", "log", "health", "uplink"})
+    top = Section(data, "", {"unit_id", "site", "central", "lanes", *SECTIONS})
     top.check_unknown()
-    key = _load_key(top, base)
+    public_key = _load_key(top, base)
 
     def resolve(p: str) -> str:
-        return "" if not p else str(p if Path(p).is_absolute() else (base / p))
+        return str(p if Path(p).is_absolute() else (base / p))
 
-    buf = _simple(top, "buffer", BufferConfig, {"path": ("str",), "max_mb": ("num", 0.01), "max_age_days": ("num", 0.0001)})
-    buf = replace(buf, path=resolve(buf.path))
-    cam = _camera(top)
-    if cam.kind == "replay" and cam.source:
-        cam = replace(cam, source=resolve(cam.source))
-    rec = _simple(top, "recognition", RecognitionConfig, {
-        "model_dir": ("str",), "threads": ("int", 1, 16), "top_n": ("int", 1, 20), "framings": ("int", 1, 2),
-        "two_row_plates": ("flag",),
-        "min_det_score": ("num", 0, 1), "min_frame_confidence": ("num", 0, 1),
-        "min_read_confidence": ("num", 0, 1), "min_chars": ("int", 1, 10), "retry_model_s": ("num", 1)})
-    if rec.model_dir:
-        rec = replace(rec, model_dir=resolve(rec.model_dir))
-    hot = _Section(top.table("hotlist"), "hotlist", {"path"})
-    hot.check_unknown()
-    health = _simple(top, "health", HealthConfig, {"status_path": ("str",), "interval_s": ("num", 0.1, 3600)})
-    health = replace(health, status_path=resolve(health.status_path))
+    tables: dict[str, Any] = {name: read(top.table(name), name, typing.get_type_hints(UnitConfig)[name], resolve)
+                              for name in SECTIONS if name != "camera"}
     return UnitConfig(
         unit_id=top.text("unit_id", nonempty=True),
         site=top.text("site", nonempty=True),
-        central_public_key=key,
-        central_kid=seal.key_id(key),
-        buffer=buf,
-        camera=cam,
+        central_public_key=public_key,
+        central_kid=seal.key_id(public_key),
+        camera=_camera(top, resolve),
         lanes=_lanes(top),
-        recognition=rec,
-        dedup=_simple(top, "dedup", DedupConfig, {"window_s": ("num", 0, 3600), "max_edits": ("int", 0, 3)}),
-        motion=_simple(top, "motion", MotionConfig, {
-            "threshold": ("num", 1, 255), "min_fraction": ("num", 0.0001, 1),
-            "quiet_frames": ("int", 1, 1000), "sample_px": ("int", 8, 512)}),
-        hotlist_path=resolve(hot.text("path", "")),
-        log=_simple(top, "log", LogConfig, {"level": ("choice", LOG_LEVELS), "format": ("choice", LOG_FORMATS)}),
-        health=health,
-        uplink=_uplink(top),
         path=path,
+        **tables,
     )
 
 

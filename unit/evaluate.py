@@ -1,4 +1,4 @@
-"""`alpr-unit eval DIR`: measure the recogniser on a folder of labelled photos.
+"""Measure the recogniser on a folder of labelled photos (`alpr-unit eval DIR`).
 
 Two folder formats (those of the public openalpr benchmarks), detected automatically:
 - end to end: NAME.jpg + NAME.txt, the .txt holding one line `NAME.jpg x y w h PLATE` (tab or space
@@ -11,11 +11,8 @@ box has IoU >= 0.3 with the truth box. Milliseconds are per image after decoding
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import resource
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from unit.config import RecognitionConfig
 from unit.detect import iou
 from unit.plates import edit_distance, normalise
 
@@ -98,10 +96,12 @@ def load_crops(folder: Path) -> list[Item]:
 
 def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
              progress=None, framings: int = 2, two_row: bool = True) -> dict:
-    from unit.recognise import recogniser_with_passes
+    """Read every labelled image; the recogniser is the one a unit with these `[recognition]` keys runs."""
+    from unit.recognise import from_config
     fmt = detect_format(folder)
     items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
-    rec = recogniser_with_passes(framings, model_dir=model_dir, threads=threads, top_n=top_n, two_row=two_row)
+    rec = from_config(RecognitionConfig(model_dir=str(model_dir or ""), threads=threads, top_n=top_n,
+                                        framings=framings, two_row_plates=two_row))
     exact = topn = detected = 0
     cer_sum = 0.0
     times: list[float] = []
@@ -141,67 +141,10 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
         "detected": (detected / n) if fmt == "endtoend" else None,
         "cer": cer_sum / n,
         "ms_median": float(np.median(times)), "ms_p90": float(np.percentile(times, 90)),
-        "threads": threads, "framings": framings, "two_row_plates": two_row, "models": rec.versions(),
+        # as the recogniser reads, not as asked: reader passes per plate, two-row plates side by side
+        "threads": threads, "framings": len(rec.framings), "two_row_plates": rec.two_row, "models": rec.versions(),
         # a model folder without detector.json falls back to the default threshold: show which applied
         "score_threshold": rec.score_threshold,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "misreads": wrong,
     }
-
-
-def format_table(r: dict) -> str:
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"
-    rows = [("folder", r["folder"]), ("format", r["format"]), ("images", str(r["images"])),
-            ("exact read (top-1)", pct(r["exact"])), (f"any of top-{r['top_n']}", pct(r["topn"])),
-            ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
-            ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
-            ("threads", str(r["threads"])), ("reader passes per plate", str(r["framings"])),
-            ("two-row plates", "read side by side" if r["two_row_plates"] else "read as one row"),
-            ("detector score threshold", f"{r['score_threshold']:g}"), ("peak memory", f"{r['peak_rss_mb']} MB")]
-    w = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{w}}  {v}" for k, v in rows]
-    for e in r["unreadable"]:
-        lines.append(f"unreadable: {e}")
-    return "\n".join(lines)
-
-
-def add_parser(sub):
-    p = sub.add_parser("eval", help="measure recognition on a labelled folder",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", type=Path, help="end-to-end (NAME.jpg + NAME.txt) or crops (groundtruth.csv) folder")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    p.add_argument("--top-n", type=int, default=5, help="candidates per read counted in the top-N rate")
-    p.add_argument("--models", type=Path, default=None, help="folder with detector.tflite and reader.tflite")
-    p.add_argument("--misreads", action="store_true", help="also list every wrong read")
-    p.add_argument("--framings", type=int, choices=(1, 2), default=2,
-                   help="reader passes per plate, as the unit's recognition.framings (default 2)")
-    p.add_argument("--one-row", action="store_true",
-                   help="read every plate as one row, as a unit with recognition.two_row_plates = false")
-    return p
-
-
-def run(args) -> int:
-    from unit.litert import ModelError
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.json else None
-    try:
-        r = evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models, progress=say,
-                     framings=args.framings, two_row=not args.one_row)
-    except EvalInputError as exc:
-        print(f"alpr-unit eval: {exc}", file=sys.stderr)
-        return 2
-    except ModelError as exc:
-        print(f"alpr-unit eval: {exc}", file=sys.stderr)
-        return 1
-    for e in r["unreadable"]:
-        print(f"alpr-unit eval: unreadable image {e}", file=sys.stderr)
-    if args.json:
-        if not args.misreads:
-            r.pop("misreads")
-        print(json.dumps(r))
-    else:
-        print(format_table(r))
-        if args.misreads:
-            for m in r["misreads"]:
-                print(f"misread {m['image']}: truth {m['truth']} read {m['read'] or '-'}")
-    return 0

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import requests
 from cryptography.exceptions import InvalidSignature
@@ -24,6 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from unit import hotlist as unit_hotlist
 from unit.contract import utc_ms
 from unit.uplink import SignedClient, Uplink
+
+if TYPE_CHECKING:
+    from unit.config import UplinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +146,7 @@ def collector(buffer: Any, uplink: Any, versions: dict[str, str],
     return collect
 
 
-def from_config(section: dict[str, Any], uplink: Uplink, collect: Callable[[], dict[str, Any]],
+def from_config(section: "UplinkConfig", uplink: Uplink, collect: Callable[[], dict[str, Any]],
                 hotlist_path: str | Path | None) -> Heartbeat:
     """Build the heartbeat from the [uplink] table; it gets its own session (it runs in its own thread)."""
     session = requests.Session()
@@ -151,7 +154,7 @@ def from_config(section: dict[str, Any], uplink: Uplink, collect: Callable[[], d
     client = SignedClient(uplink.client.base_url, uplink.client.unit_id, uplink.client.key, session,
                           uplink.client.timeout)
     hot = None
-    if hotlist_path and section.get("central_signing_key"):
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(section["central_signing_key"]))
+    if hotlist_path and section.central_signing_key:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(section.central_signing_key))
         hot = HotListPuller(client, hotlist_path, key)
-    return Heartbeat(client, collect, hot, float(section.get("heartbeat_interval_s", 60.0)))
+    return Heartbeat(client, collect, hot, section.heartbeat_interval_s)

@@ -12,7 +12,7 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -20,12 +20,12 @@ import numpy as np
 from unit import seal
 from unit.buffer import BufferFull, SealedBuffer, StoreError
 from unit.burst import Close, Discard, FrameWork, Open, Trigger, Work
-from unit.camera import encode_jpeg
 from unit.config import LaneConfig, RecognitionConfig, UnitConfig
 from unit.contract import PLATE_RE, Read, ReadInvalid, utc_ms, validate
 from unit.health import Health
 from unit.hotlist import HotList
 from unit.recognise import PlateRead
+from unit.sources.frames import encode_jpeg
 from unit.vote import Deduper, Vote, vote
 
 log = logging.getLogger("unit.pipeline")
@@ -50,10 +50,8 @@ class ModelHolder:
         self._lock = threading.Lock()     # the health loop retries while recognition asks
 
     def _default_factory(self) -> Any:
-        from unit.recognise import recogniser_with_passes
-        return recogniser_with_passes(self.cfg.framings, model_dir=self.cfg.model_dir or None,
-                                      threads=self.cfg.threads, top_n=self.cfg.top_n,
-                                      two_row=self.cfg.two_row_plates)
+        from unit.recognise import from_config
+        return from_config(self.cfg)
 
     def get(self) -> Any:
         if self.recogniser is not None or self.clock() < self._next_try:
@@ -112,7 +110,7 @@ def _crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 class RecognitionStage:
-    """Single consumer of Work. `apply()` swaps in live-reloaded settings between items."""
+    """Single consumer of Work. `apply()` swaps in a live-reloaded config between items."""
 
     def __init__(self, cfg: UnitConfig, models: ModelHolder, buffer: SealedBuffer | None, health: Health,
                  hotlist: HotList | None = None, wall: Callable[[], float] = time.monotonic):
@@ -127,13 +125,9 @@ class RecognitionStage:
         self.listeners: list[Callable[[Read, dict[str, Any]], None]] = []
 
     def apply(self, cfg: UnitConfig) -> None:
-        """Take the live keys of a reloaded config (thresholds, dedup window, hot list is set apart)."""
-        self.cfg = replace(self.cfg, recognition=replace(self.cfg.recognition,
-                                                         min_det_score=cfg.recognition.min_det_score,
-                                                         min_frame_confidence=cfg.recognition.min_frame_confidence,
-                                                         min_read_confidence=cfg.recognition.min_read_confidence,
-                                                         min_chars=cfg.recognition.min_chars),
-                           dedup=cfg.dedup)
+        """Go on with `cfg`, the running config with a reload's live keys applied (`config.merge_live`):
+        thresholds and the dedup window; the hot list is the unit's to swap."""
+        self.cfg = cfg
         self.deduper.window_s, self.deduper.max_edits = cfg.dedup.window_s, cfg.dedup.max_edits
 
     def handle(self, item: Work) -> Read | None:

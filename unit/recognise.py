@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +17,10 @@ from unit import ctc, plates, rows
 from unit.detect import decode, scale_box
 from unit.litert import Model, ModelError
 from unit.preprocess import READER_H, READER_W, letterbox, reader_input
+from unit.sources.frames import check_frame
+
+if TYPE_CHECKING:
+    from unit.config import RecognitionConfig
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_SCORE_THRESHOLD = 0.4
@@ -42,11 +46,14 @@ def framing_sets(passes: int) -> tuple[Framings, Framings]:
     raise ValueError(f"framings: 1 or 2 reader passes per plate, not {passes}")
 
 
-def recogniser_with_passes(passes: int = 2, **kwargs: Any) -> "Recogniser":
-    """The unit's and `alpr-unit eval`'s recogniser: the shipped framings for `passes` reader passes
-    per plate (a unit's recognition.framings); other arguments as Recogniser's."""
-    boxes, crops = framing_sets(passes)
-    return Recogniser(framings=boxes, crop_framings=crops, **kwargs)
+def from_config(rec: "RecognitionConfig") -> "Recogniser":
+    """The recogniser a unit's `[recognition]` describes: its models, threads and candidates, the
+    shipped framings for its `framings` reader passes per plate, two-row plates read or not. The
+    service, `alpr-unit eval`, `alpr-provision aim` and `selftest` and the HIL harness all build
+    theirs here, so the keys mean the same everywhere."""
+    boxes, crops = framing_sets(rec.framings)
+    return Recogniser(rec.model_dir or None, threads=rec.threads, top_n=rec.top_n, framings=boxes,
+                      crop_framings=crops, two_row=rec.two_row_plates)
 
 
 @dataclass
@@ -66,26 +73,6 @@ class PlateRead:
     crop: np.ndarray | None = None      # RGB uint8 crop from the full-resolution image
 
 
-class BadFrame(ValueError):
-    """The frame is not an image the recogniser can use (empty, wrong shape or type)."""
-
-
-def check_frame(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise BadFrame(f"frame is {type(image).__name__}, not a numpy array")
-    if image.size == 0:
-        raise BadFrame("frame is empty")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise BadFrame(f"frame shape {image.shape} is not HxWx3")
-    if image.shape[0] < 16 or image.shape[1] < 16:
-        raise BadFrame(f"frame {image.shape[1]}x{image.shape[0]} is too small")
-    if image.dtype != np.uint8:
-        raise BadFrame(f"frame dtype {image.dtype} is not uint8")
-    return image[..., :3]
-
-
 class Recogniser:
     """Finds and reads plates in RGB frames. One instance per thread; not thread-safe."""
 
@@ -94,8 +81,8 @@ class Recogniser:
                  framings: Framings = FRAMINGS, crop_framings: Framings = CROP_FRAMINGS,
                  two_row: bool = True):
         """`framings` / `crop_framings`: how a detector box / a given crop is read (see FRAMINGS);
-        `framing_sets(n)` gives the shipped sets for n passes, `recogniser_with_passes(n)` a recogniser
-        with them. `two_row`: a plate that looks like two rows of characters is also read with its rows
+        `framing_sets(n)` gives the shipped sets for n passes, `from_config(rec)` a recogniser as a
+        unit's config describes it. `two_row`: a plate that looks like two rows of characters is also read with its rows
         side by side (`unit.rows`), one more reader pass for each of its framings."""
         d = Path(model_dir) if model_dir else MODEL_DIR
         self.detector = Model(d / "detector.tflite", threads=threads)
@@ -124,7 +111,8 @@ class Recogniser:
         return dict(self._versions)
 
     def detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
-        """Plate boxes in image pixels with detector scores."""
+        """Plate boxes in image pixels with detector scores. A frame `check_frame` refuses raises
+        BadFrame (`unit.sources.frames`); a grey or four-channel one is read as RGB."""
         return self._detect(check_frame(image))
 
     def _detect(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:

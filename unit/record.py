@@ -1,4 +1,4 @@
-"""`alpr-unit record-clip --seconds N OUT --config FILE`: record a clip at the gate.
+"""Record a clip at the gate (`alpr-unit record-clip --seconds N OUT --config FILE`).
 
 Camera frames (JPEG, as the camera gave them) and the real sensor edges of every lane with a sensor,
 for N seconds, into the clip format of `unit.clips` (docs/hil.md). The vehicles expected are filled in
@@ -11,20 +11,19 @@ plates in clear, so it is written owner-only (0700): move it off the unit, and d
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from unit import clips
-from unit.camera import Edge, Frame, FrameSource, ManualClock, PiCameraSource, SourceEnded, encode_jpeg
-from unit.config import ConfigError, UnitConfig
+from unit.config import UnitConfig
 from unit.sensors import LaneSensor, Presence
+from unit.sources import open_source
+from unit.sources.frames import Edge, Frame, FrameSource, SourceEnded, encode_jpeg
 
 log = logging.getLogger("unit.record")
 
@@ -68,14 +67,15 @@ def record(cfg: UnitConfig, out: str | Path, seconds: float, *, source: FrameSou
            clock: Callable[[], float] | None = None, quality: int = 85, note: str = "") -> clips.Clip:
     """Record `seconds` of frames and sensor edges into a new clip folder `out`; returns the clip.
 
-    `source` and `clock` default to the config's camera (the Pi camera on a unit) and the wall clock; a
-    replay source brings its own clock, and its recorded edges are driven onto the (mock) pins, so a
-    clip can be re-recorded anywhere through the same sensor code."""
+    `source` defaults to the config's camera (`unit.sources.open_source`: the Pi camera on a unit),
+    `clock` to the source's; a replay source brings a clock that follows the recording, and its recorded
+    edges are driven onto the (mock) pins, so a clip can be re-recorded anywhere through the same sensor
+    code."""
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder}: exists and is not empty; give a new folder")
     if source is None:
-        source, clock = _source(cfg)
+        source = open_source(cfg)
     if clock is None:
         clock = getattr(source, "clock", None) or time.time
     (folder / clips.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def record(cfg: UnitConfig, out: str | Path, seconds: float, *, source: FrameSou
     sensors: dict[str, LaneSensor] = {}
     problems: list[str] = []
     for lane in cfg.lanes:
-        if lane.sensor.kind == "none":
+        if not lane.has_sensor:
             continue
         try:
             sensors[lane.name] = LaneSensor(lane, emit, clock)
@@ -106,8 +106,8 @@ def record(cfg: UnitConfig, out: str | Path, seconds: float, *, source: FrameSou
             problems.append(f"lane {lane.name}: sensor on pin {lane.sensor.pin} not opened ({type(exc).__name__}: {exc})")
             log.error("%s", problems[-1])
     writer = _Writer(folder / clips.FRAMES_DIR, quality)
-    # a camera does not wait: a frame the card cannot take is dropped; a replay has time to wait
-    wait = isinstance(source, clips.ReplaySource) and not source.realtime
+    # a camera does not wait: a frame the card cannot take is dropped; a recording has time to wait
+    wait = not getattr(source, "live", True)
     frames: list[clips.FrameRef] = []
     try:
         source.open()
@@ -159,49 +159,3 @@ def _size(p: Path) -> tuple[int, int]:
     from PIL import Image
     with Image.open(p) as im:
         return im.size
-
-
-def _source(cfg: UnitConfig) -> tuple[FrameSource, Callable[[], float]]:
-    if cfg.camera.kind == "picamera2":
-        return PiCameraSource(cfg.camera, time.time), time.time
-    if not cfg.camera.source:
-        raise ConfigError("camera.source: expected a clip or stills folder when camera.kind = 'replay'")
-    clock = ManualClock(time.time())
-    lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
-    return clips.ClipSource(cfg.camera.source, cfg.camera, lane, clock=clock, realtime=True), clock
-
-
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("record-clip", help="record camera frames and sensor edges into a clip folder",
-                       description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("out", help="new folder for the clip")
-    p.add_argument("--seconds", type=float, required=True, help="how long to record")
-    p.add_argument("--config", required=True, help="the unit's TOML config file (camera, lanes, pins)")
-    p.add_argument("--quality", type=int, default=85, help="JPEG quality of the frames (default 85)")
-    p.add_argument("--note", default="", help="a note kept in clip.json (weather, what was staged)")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    from unit.service import load_or_exit
-    cfg = load_or_exit(args.config)
-    if cfg is None:
-        return 2
-    if not 0 < args.seconds <= 3600 or not 1 <= args.quality <= 100:
-        print("alpr-unit record-clip: --seconds must be within 0..3600 and --quality 1..100", file=sys.stderr)
-        return 2
-    try:
-        clip = record(cfg, args.out, args.seconds, quality=args.quality, note=args.note)
-    except (FileExistsError, ConfigError, ValueError) as exc:
-        print(f"alpr-unit record-clip: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:          # the camera would not open (busy: is the service running?)
-        print(f"alpr-unit record-clip: {type(exc).__name__}: {exc} "
-              "(is `alpr-unit run` holding the camera? stop the service first)", file=sys.stderr)
-        return 1
-    print(f"{clip.path}: {len(clip.frames)} frames, {len(clip.edges)} sensor edges, "
-          f"{clip.capture.get('frames_dropped', 0)} frames dropped")
-    for p in clip.capture.get("problems", []):
-        print(f"  problem: {p}")
-    print(f"next: alpr-unit clip label {clip.path}")
-    return 0 if clip.frames else 1

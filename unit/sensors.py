@@ -152,7 +152,7 @@ class Lane:
         self.motion = MotionDetector(cfg.roi, motion)
         self.sensor: LaneSensor | None = None
         self.failure = ""
-        if cfg.sensor.kind != "none":
+        if cfg.has_sensor:
             try:
                 self.sensor = LaneSensor(cfg, emit, clock)
             except Exception as exc:   # no GPIO here, pin busy, bad pin name: fall back, say so
@@ -163,7 +163,7 @@ class Lane:
         self._mode = self.mode(clock())
 
     def sensor_state(self, now: float) -> str:
-        if self.cfg.sensor.kind == "none":
+        if not self.cfg.has_sensor:
             return NONE
         if self.sensor is None:
             return FAILED

@@ -9,22 +9,17 @@ Live, a backlog drops frames (counted) rather than grow memory; in replay it wai
 gives the same reads every time. Every fault (camera, model, disk, a bad frame) becomes a logged error and
 a health state; the service keeps running and recovers by itself when the fault goes.
 
-`UnitService` is what `alpr-unit run` runs: a `Unit`, plus, when the config has an [uplink] section
-with a `url`, two more threads: the uplink (sealed reads from the buffer to the central store,
+`UnitService` is what `alpr-unit run` runs (through `serve()`): a `Unit`, plus, when the config's
+[uplink] has a `url`, two more threads: the uplink (sealed reads from the buffer to the central store,
 `unit.uplink`) and the heartbeat (`unit.heartbeat`). The HIL harness (`hil/`) runs the same class.
-
-CLI: `alpr-unit run --config FILE`.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
 import queue
-import signal
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,12 +31,12 @@ from unit import logs
 from unit import uplink as uplink_mod
 from unit.buffer import SealedBuffer
 from unit.burst import BurstAssembler, FrameWork, Work
-from unit.camera import BadFrame, Edge, Frame, FrameSource, ManualClock, PiCameraSource, SourceEnded, check_frame
-from unit.config import ConfigError, UnitConfig, changed_keys, load
+from unit.config import ConfigError, UnitConfig, changed_keys, load, merge_live
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
 from unit.reload import FileWatcher
 from unit.sensors import Lane, Presence
+from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, check_frame
 
 log = logging.getLogger("unit.service")
 LOOP_STALL_S = 30.0          # a loop silent this long is hung: stop feeding the systemd watchdog
@@ -106,7 +101,7 @@ class Unit:
         self._work_frames = threading.BoundedSemaphore(max(2, n))       # frames waiting for recognition
         self.buffer = open_buffer(cfg, self.health, clock)
         self.models = ModelHolder(cfg.recognition, self.health, recogniser_factory)
-        self.hotlist = self._load_hotlist(cfg.hotlist_path)
+        self.hotlist = self._load_hotlist(cfg.hotlist.path)
         self.lanes = {lc.name: Lane(lc, cfg.motion, self.events.put, clock) for lc in cfg.lanes}
         self.assembler = BurstAssembler(cfg.camera, list(cfg.lanes), self._emit)
         self.stage = RecognitionStage(cfg, self.models, self.buffer, self.health, self.hotlist)
@@ -133,20 +128,21 @@ class Unit:
             return hotlist_mod.HotList()
 
     def reload_hotlist(self, *_: object) -> None:
-        self.hotlist = self.stage.hotlist = self._load_hotlist(self.cfg.hotlist_path)
+        self.hotlist = self.stage.hotlist = self._load_hotlist(self.cfg.hotlist.path)
         log.info("hot list loaded: %d entries", len(self.hotlist), extra=_fields(event="hotlist_loaded"))
 
     def reload(self, new: UnitConfig) -> tuple[list[str], list[str]]:
         """Apply the live keys of a changed config; name the rest as needing a restart."""
         live, restart = changed_keys(self.cfg, new)
         if live:
-            self.stage.apply(new)
+            merged = merge_live(self.cfg, new)
+            self.stage.apply(merged)
             for lane in self.lanes.values():
-                lane.set_motion(new.motion)
-            if new.log != self.cfg.log:
-                logs.setup(new.log.level, new.log.format)
-            hot_changed = new.hotlist_path != self.cfg.hotlist_path
-            self.cfg = _merge_live(self.cfg, new)
+                lane.set_motion(merged.motion)
+            if merged.log != self.cfg.log:
+                logs.setup(merged.log.level, merged.log.format)
+            hot_changed = merged.hotlist != self.cfg.hotlist
+            self.cfg = merged
             if hot_changed:
                 self.reload_hotlist()
             log.info("config reloaded: %s", ", ".join(live), extra=_fields(event="config_reloaded", keys=live))
@@ -220,7 +216,7 @@ class Unit:
                 self._drive(item)
                 continue
             try:
-                check_frame(item.image)
+                item.image = check_frame(item.image)       # grey and four-channel frames become RGB
             except BadFrame as exc:
                 self._bad_frame(exc, stall)
                 continue
@@ -437,7 +433,7 @@ UPLINK_FAILURES_DEGRADED = 3     # consecutive failed pushes before the uplink c
 
 def uplink_state_path(cfg: UnitConfig) -> str:
     """Where the uplink writes its state for `alpr-unit status`: [uplink] state_path, else by the buffer."""
-    return str(cfg.uplink.get("state_path") or (cfg.buffer.path + ".uplink.json"))
+    return cfg.uplink.state_path or (cfg.buffer.path + ".uplink.json")
 
 
 @functools.lru_cache(maxsize=1)
@@ -493,7 +489,7 @@ class UnitService:
         self.unit = Unit(cfg, source, clock=clock, live=live, recogniser_factory=recogniser_factory, env=env)
         self.uplink: uplink_mod.Uplink | None = None
         self.heartbeat: heartbeat_mod.Heartbeat | None = None
-        self.drain_s = float(cfg.uplink.get("drain_s", 10.0))
+        self.drain_s = cfg.uplink.drain_s
         self._net_stop = threading.Event()
         self._net_threads: list[threading.Thread] = []
         self._hb_versions: dict[str, str] = {"unit": software_version()}
@@ -509,19 +505,19 @@ class UnitService:
 
     def _start_uplink(self) -> None:
         section = self.cfg.uplink
-        if not section.get("url"):
+        if not section.url:
             self.health.set("uplink", "none", "no [uplink] url: reads stay in the buffer")
             return
         buffer = _UnitBuffer(self.unit)
         try:
-            if not section.get("identity_key_path"):
+            if not section.identity_key_path:
                 raise ValueError("uplink.identity_key_path: missing (the unit's Ed25519 key from enrolment)")
-            if str(section["url"]).rstrip("/").endswith(uplink_mod.READS_PATH):
+            if section.url.rstrip("/").endswith(uplink_mod.READS_PATH):
                 raise ValueError(f"uplink.url: expected the central store's base URL (the uplink appends "
-                                 f"{uplink_mod.READS_PATH} itself), got {section['url']!r}")
+                                 f"{uplink_mod.READS_PATH} itself), got {section.url!r}")
             self.uplink = uplink_mod.from_config(section, self.cfg.unit_id, buffer, uplink_state_path(self.cfg))
             collect = heartbeat_mod.collector(buffer, self.uplink, self._hb_versions, self._heartbeat_health)
-            self.heartbeat = heartbeat_mod.from_config(section, self.uplink, collect, self.cfg.hotlist_path or None)
+            self.heartbeat = heartbeat_mod.from_config(section, self.uplink, collect, self.cfg.hotlist.path or None)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             self.uplink = self.heartbeat = None
             detail = f"not started: {type(exc).__name__}: {exc}"
@@ -534,7 +530,7 @@ class UnitService:
             t.start()
             self._net_threads.append(t)
         self._uplink_health()
-        log.info("uplink started to %s", section["url"], extra=_fields(event="uplink_started"))
+        log.info("uplink started to %s", section.url, extra=_fields(event="uplink_started"))
 
     def _heartbeat_health(self) -> dict[str, Any]:
         """The service's part of each heartbeat; also brings the versions sent up to date (a model
@@ -608,70 +604,21 @@ def _guard(target: Callable[[], None], name: str) -> Callable[[], None]:
     return run
 
 
-def _merge_live(old: UnitConfig, new: UnitConfig) -> UnitConfig:
-    from dataclasses import replace
-    rec = replace(old.recognition, min_det_score=new.recognition.min_det_score,
-                  min_frame_confidence=new.recognition.min_frame_confidence,
-                  min_read_confidence=new.recognition.min_read_confidence, min_chars=new.recognition.min_chars)
-    return replace(old, recognition=rec, dedup=new.dedup, motion=new.motion, hotlist_path=new.hotlist_path, log=new.log)
-
-
-def make_source(cfg: UnitConfig, clock: Callable[[], float] = time.time) -> FrameSource:
-    if cfg.camera.kind == "picamera2":
-        return PiCameraSource(cfg.camera, clock)
-    if not cfg.camera.source:
-        raise ConfigError("camera.source: expected a clip or stills folder when camera.kind = 'replay'")
-    from unit.clips import ClipSource
-    lane = next((lc.name for lc in cfg.lanes if lc.sensor.kind != "none"), cfg.lanes[0].name)
-    return ClipSource(cfg.camera.source, cfg.camera, lane, clock=ManualClock(clock()), realtime=True)
-
-
 def watch_files(unit: Unit, cfg: UnitConfig) -> FileWatcher:
     watcher = FileWatcher()
     if cfg.path:
         watcher.watch(cfg.path, unit.reload_from)
-    if cfg.hotlist_path:
-        watcher.watch(cfg.hotlist_path, unit.reload_hotlist)
+    if cfg.hotlist.path:
+        watcher.watch(cfg.hotlist.path, unit.reload_hotlist)
     watcher.start()
     return watcher
 
 
-def load_or_exit(path: str) -> UnitConfig | None:
-    try:
-        return load(path)
-    except ConfigError as exc:
-        print(f"alpr-unit: config error: {exc}", file=sys.stderr)
-        return None
-
-
-# -- CLI: alpr-unit run --------------------------------------------------------------------------------------
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("run", help="run the unit service (on a Pi, under systemd)",
-                       description="Run the unit: sensors, camera, recognition, sealed buffer, health.")
-    p.add_argument("--config", required=True, help="the unit's TOML config file")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = load_or_exit(args.config)
-    if cfg is None:
-        return 2
-    logs.setup(cfg.log.level, cfg.log.format)
-    try:
-        source = make_source(cfg)
-    except (ConfigError, ValueError) as exc:
-        print(f"alpr-unit: {exc}", file=sys.stderr)
-        return 2
-    # a replay camera brings its own clock (the recording's times, paced in real time): the unit shares it
-    service = UnitService(cfg, source, clock=getattr(source, "clock", None) or time.time, live=True)
-    stop = threading.Event()
-    signalled = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        signalled.set()
-        stop.set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
+def serve(cfg: UnitConfig, source: FrameSource, stop: threading.Event, signalled: threading.Event) -> None:
+    """Run the service on `source` until `stop` is set or a replay camera comes to its end, watching
+    the config and hot-list files for changes. A replay that ended hands its reads over before it goes
+    (up to `[uplink] drain_s`); a stop signal (`signalled`) does not wait for the network."""
+    service = UnitService(cfg, source, clock=source.clock, live=True)
     watcher = watch_files(service.unit, cfg)
     service.start()
     try:
@@ -680,6 +627,4 @@ def run(args: argparse.Namespace) -> int:
                 break       # a replay camera came to its end
     finally:
         watcher.stop()
-        # a replay that ended hands its reads over before it goes; a stop signal does not wait for the network
         service.stop(drain_s=0.0 if signalled.is_set() else service.drain_s)
-    return 0

@@ -10,7 +10,7 @@ The rules (guide, "Uplink"; issue 4):
 The central store de-duplicates by read_id, so resending after a lost answer is always safe.
 
 Plain constructor arguments (no config object) keep this testable; `from_config` maps the unit's
-[uplink] section onto them.
+[uplink] section (`unit.config.UplinkConfig`) onto them.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -33,6 +33,9 @@ from unit.contract import utc_ms
 from unit.health import read_status, write_status
 from unit.keys import load_ed25519_private
 from unit.signing import sign_headers
+
+if TYPE_CHECKING:
+    from unit.config import UplinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -284,16 +287,14 @@ def read_state(path: str | Path) -> dict[str, Any] | None:
     return read_status(path)
 
 
-def from_config(section: dict[str, Any], unit_id: str, buffer: Buffer, state_path: str | Path | None = None) -> Uplink:
+def from_config(section: "UplinkConfig", unit_id: str, buffer: Buffer, state_path: str | Path | None = None) -> Uplink:
     """Build the uplink from the unit config's [uplink] table (keys: docs/central-api.md)."""
     session = requests.Session()
-    if section.get("ca_bundle"):                   # a private CA for the central store's certificate
-        session.verify = section["ca_bundle"]
-    return Uplink(url=section["url"], unit_id=unit_id, key=load_ed25519_private(section["identity_key_path"]),
-                  buffer=buffer, session=session, batch_size=int(section.get("batch_size", 100)),
-                  max_batch_bytes=int(section.get("max_batch_bytes", 8 * 1024 * 1024)),
-                  backoff_base_s=float(section.get("backoff_base_s", 1.0)),
-                  backoff_cap_s=float(section.get("backoff_cap_s", 300.0)),
-                  idle_s=float(section.get("idle_s", 5.0)),
-                  timeout=(float(section.get("connect_timeout_s", 5.0)), float(section.get("read_timeout_s", 30.0))),
-                  state_path=section.get("state_path") or state_path)
+    if section.ca_bundle:                          # a private CA for the central store's certificate
+        session.verify = section.ca_bundle
+    return Uplink(url=section.url, unit_id=unit_id, key=load_ed25519_private(section.identity_key_path),
+                  buffer=buffer, session=session, batch_size=section.batch_size,
+                  max_batch_bytes=section.max_batch_bytes, backoff_base_s=section.backoff_base_s,
+                  backoff_cap_s=section.backoff_cap_s, idle_s=section.idle_s,
+                  timeout=(section.connect_timeout_s, section.read_timeout_s),
+                  state_path=section.state_path or state_path)
