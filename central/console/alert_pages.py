@@ -52,7 +52,7 @@ def alerts_page(request: Request, actor: Actor = Depends(page_actor("alerts.view
     rows = alerts.list_alerts(db, actor, status=status, limit=PAGE, after_id=before_id)
     live = before_id is None and status is None
     latest = max((a["id"] for a in rows), default=0) if live else 0
-    return render(request, "alerts.html", alerts=rows, live=live, latest=latest, status=status,
+    return render(request, "alerts.html", alerts=rows, live=live, latest=latest, shown=status,
                   older=rows[-1]["id"] if len(rows) == PAGE else None, statuses=alerts.STATUSES,
                   **_context(request, db, cfg))
 

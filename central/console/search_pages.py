@@ -37,7 +37,11 @@ def _form(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "").strip() for k in FIELDS if k != "_form"}
 
 
+FIRST = "-"                       # the first page's place in the trail (it has no cursor)
+
+
 def _trail(form: dict[str, str]) -> list[str]:
+    """The cursors of the pages before this one, oldest first (kept in the URL: back and forth work)."""
     return [c for c in form.get("back", "").split(",") if c]
 
 
@@ -64,8 +68,9 @@ def search_page(request: Request, actor: Actor = Depends(page_actor("reads.searc
         return render(request, "search.html", status=400, errors={"_form": str(exc)}, **context)
     trail = _trail(form)
     return render(request, "search.html", page=page, results=page["results"], page_number=len(trail) + 1,
-                  next_back=",".join([*trail, form["cursor"]]) if page["next_cursor"] else None,
-                  prev_cursor=trail[-1] if trail else None, prev_back=",".join(trail[:-1]), **context)
+                  next_back=",".join([*trail, form["cursor"] or FIRST]) if page["next_cursor"] else None,
+                  prev_cursor=trail[-1] if trail and trail[-1] != FIRST else None, prev_back=",".join(trail[:-1]),
+                  **context)
 
 
 def _image_size(data: bytes) -> tuple[int, int] | None:
