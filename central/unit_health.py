@@ -106,6 +106,14 @@ def _grew(first: dict[str, Any], last: dict[str, Any], key: str) -> int:
     return b - a if isinstance(a, int) and isinstance(b, int) and b > a else 0
 
 
+def for_people(seconds: float) -> str:
+    """A duration as people say it: 40 s, 12 min, 3 h, 2 days."""
+    for size, name in ((86400, "days"), (3600, "h"), (60, "min")):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {name}"
+    return f"{int(seconds)} s"
+
+
 def flags_for(h: UnitHealth, window: list[dict[str, Any]], settings: Settings, now: datetime) -> list[str]:
     """Why a technician should look at this unit (empty: healthy). `window` is oldest first."""
     if h.status != "active":
@@ -114,8 +122,8 @@ def flags_for(h: UnitHealth, window: list[dict[str, Any]], settings: Settings, n
     silent_after = timedelta(seconds=settings.heartbeat_interval_s * settings.silent_after_heartbeats)
     since = h.last_heartbeat_at or h.enrolled_at
     if now - since > silent_after:
-        minutes = int((now - since).total_seconds() // 60)
-        out.append(f"silent for {minutes} min" if h.last_heartbeat_at else f"no heartbeat since enrolment ({minutes} min)")
+        quiet = for_people((now - since).total_seconds())
+        out.append(f"silent for {quiet}" if h.last_heartbeat_at else f"no heartbeat since enrolment ({quiet} ago)")
     if len(window) >= settings.growth_window_heartbeats and _rising(h.depths):
         out.append(f"buffer growing ({h.depths[0]} to {h.depths[-1]} reads unsent)")
     if len(window) >= 2:

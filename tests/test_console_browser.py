@@ -22,7 +22,7 @@ from central.schema import user_sessions, users
 pytest.register_assert_rewrite("console_fixtures")
 from console_fixtures import PASSWORD, SETUP, log_in, shot  # noqa: E402
 
-pytest_plugins = ["console_fixtures"]
+pytest_plugins = ["central_fixtures", "console_fixtures"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -365,3 +365,40 @@ def test_pages_read_on_a_tablet_and_the_policy_is_public(console, open_page):
     page.keyboard.press("Tab")                                            # keyboard: the skip link comes first
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     shot(page, "search-tablet")
+
+
+def test_search_and_its_audit_entry_on_postgresql(pg_url, browser, tmp_path):
+    """The same pages on PostgreSQL: a second store, its own server, one search through the browser."""
+    from central import db
+    from central.config import save_settings
+    from central.schema import metadata
+    from console_fixtures import SETTINGS, Console
+    from hil.central import LocalCentral
+    engine = db.make_engine(pg_url)
+    with engine.begin() as conn:                                          # the session's database, emptied
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(t.name for t in metadata.sorted_tables) + " RESTART IDENTITY CASCADE")
+    central = LocalCentral(tmp_path / "central", db=pg_url, log=tmp_path / "central.log")
+    central.init()
+    save_settings(tmp_path / "central", SETTINGS)
+    central.start()
+    try:
+        pg = Console(central, engine, SETTINGS)
+        pg.insert_reads([{"plate": "4PGSQL1"}, {"plate": "4PGSQL2"}])
+        pg.add_user("inv.pg", "officer")
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=central.url)
+        page = ctx.new_page()
+        log_in(page, "inv.pg")
+        page.goto("/search")
+        page.get_by_label("Plate").fill("4PGSQL*")
+        page.get_by_label("Purpose").select_option("crime_scene_canvass")
+        page.get_by_label("Case number").fill("PG-1")
+        page.get_by_role("button", name="Search").click()
+        assert page.locator("table.results tbody tr").count() == 2
+        shot(page, "search-postgresql")
+        ctx.close()
+        logged = pg.audit_rows("search")
+        assert [(e["username"], e["purpose"], e["case_number"], e["result_count"]) for e in logged] == \
+            [("inv.pg", "crime_scene_canvass", "PG-1", 2)]
+    finally:
+        central.stop()
+        engine.dispose()

@@ -13,14 +13,11 @@ from html import escape
 PALETTE = ("#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#b7950b")
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * exp:
-            return step * exp
-    return 10 * exp
+def _nice_step(value: float, steps: int = 4) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) so that `steps` of them cover `value`."""
+    raw = max(value, 1e-9) / steps
+    exp = 10 ** math.floor(math.log10(raw))
+    return next(m * exp for m in (1, 2, 5, 10) if raw <= m * exp)
 
 
 def _time_ticks(start: datetime, end: datetime, zone: tzinfo) -> list[datetime]:
@@ -42,7 +39,9 @@ def _time_ticks(start: datetime, end: datetime, zone: tzinfo) -> list[datetime]:
 def line_chart(series: dict[str, list[tuple[datetime, float]]], start: datetime, end: datetime, zone: tzinfo,
                title: str, unit: str = "", width: int = 720, height: int = 220) -> str:
     """SVG markup; an empty chart says so instead of drawing axes around nothing."""
-    left, right, top, bottom = 48, 12, 24, 34
+    rows = max(1, math.ceil(len(series) / 4))              # legend rows under the axis, four names a row
+    height += 18 * rows
+    left, right, top, bottom = 56, 12, 24, 34 + 18 * rows
     pw, ph = width - left - right, height - top - bottom
     values = [v for pts in series.values() for _, v in pts]
     head = (f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
@@ -50,7 +49,8 @@ def line_chart(series: dict[str, list[tuple[datetime, float]]], start: datetime,
     if not values:
         return head + (f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="empty">'
                        f'no data in this period</text></svg>')
-    top_v = _nice_max(max(values))
+    step = _nice_step(max(values))
+    top_v = step * 4
     span = max((end - start).total_seconds(), 1.0)
 
     def x(t: datetime) -> float:
@@ -69,7 +69,7 @@ def line_chart(series: dict[str, list[tuple[datetime, float]]], start: datetime,
         out.append(f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{top + ph}"/>'
                    f'<text class="tick" x="{x(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{label}</text>')
     if unit:
-        out.append(f'<text class="tick" x="{left - 6}" y="{top - 8}" text-anchor="end">{escape(unit)}</text>')
+        out.append(f'<text class="tick" x="4" y="{top - 10}">{escape(unit)}</text>')
     for i, (name, pts) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
         coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
@@ -78,8 +78,8 @@ def line_chart(series: dict[str, list[tuple[datetime, float]]], start: datetime,
                    f'<title>{escape(summary)}</title></polyline>')
         if len(pts) == 1:
             out.append(f'<circle cx="{x(pts[0][0]):.1f}" cy="{y(pts[0][1]):.1f}" r="3" fill="{colour}"/>')
-        lx = left + 8 + (i % 4) * (pw / 4)
-        ly = top - 10 - 0 * (i // 4)
+        lx = left + (i % 4) * (pw / 4)
+        ly = top + ph + 34 + 18 * (i // 4)
         out.append(f'<rect x="{lx:.1f}" y="{ly - 8:.1f}" width="10" height="10" fill="{colour}"/>'
                    f'<text class="legend" x="{lx + 14:.1f}" y="{ly + 1:.1f}">{escape(name)}</text>')
     out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}"/>'
