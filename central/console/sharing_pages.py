@@ -29,11 +29,12 @@ def _page(request: Request, actor: Actor, db: sa.Engine, status: int = 200, **ex
     return render(request, "sharing.html", status=status, agencies=sharing.list_agencies(db), requests=requests_,
                   inbox=[r for r in requests_ if r["status"] == "pending"], can_read=can_read,
                   can_decide=web.allowed(actor.role, "sharing.decide"),
-                  can_release=web.allowed(actor.role, "sharing.release"), **extra)
+                  can_release=web.allowed(actor.role, "sharing.release"),
+                  can_record=web.allowed(actor.role, "sharing.request"), **extra)
 
 
 @router.get("/sharing", response_class=HTMLResponse)
-def sharing_page(request: Request, actor: Actor = Depends(page_actor("sharing.request")),
+def sharing_page(request: Request, actor: Actor = Depends(page_actor(("sharing.request", "sharing.read"))),
                  db: sa.Engine = Depends(engine)) -> Response:
     return _page(request, actor, db)
 

@@ -46,7 +46,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 # (label, path, permission) in the order the navigation shows them
 NAV = [("Search", "/search", "reads.search"), ("Alerts", "/alerts", "alerts.view"),
        ("Hot list", "/hotlist", "hotlist.read"), ("Units", "/units", "units.view"),
-       ("Sharing", "/sharing", "sharing.request"), ("Legal holds", "/admin/holds", "holds.read"),
+       ("Sharing", "/sharing", ("sharing.request", "sharing.read")), ("Legal holds", "/admin/holds", "holds.read"),
        ("Audit", "/audit", "audit.read"), ("Retention", "/admin/retention", "retention.read"),
        ("Users", "/admin/users", "users.manage")]
 
@@ -118,13 +118,17 @@ async def posted(request: Request) -> FormData | None:
     return form
 
 
-def page_actor(permission: str | None) -> Callable[[Request], Actor]:
-    """Dependency: the logged-in Actor (set by the gate from the cookie), allowed `permission`."""
+def page_actor(permission: str | tuple[str, ...] | None) -> Callable[[Request], Actor]:
+    """Dependency: the logged-in Actor (set by the gate from the cookie), allowed `permission` (or, for
+    a tuple, the first of them the role has; refused with the first's message if none)."""
     def dependency(request: Request) -> Actor:
         actor = getattr(request.state, "actor", None)
         if actor is None:
             raise ApiError(401, "not logged in")
-        return access.require(actor, permission) if permission else actor
+        if permission is None:
+            return actor
+        names = (permission,) if isinstance(permission, str) else permission
+        return access.require(actor, next((n for n in names if allowed(actor.role, n)), names[0]))
     return dependency
 
 
@@ -145,7 +149,8 @@ def when(value: datetime | str | None, zone: Any, seconds: bool = True) -> str:
 def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
     if actor is None:
         return []
-    return [(label, path) for label, path, perm in NAV if allowed(actor.role, perm)]
+    return [(label, path) for label, path, perm in NAV
+            if any(allowed(actor.role, p) for p in ((perm,) if isinstance(perm, str) else perm))]
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
