@@ -27,7 +27,6 @@ import argparse
 import json
 import random
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -200,30 +199,7 @@ def live_alerts(central: LocalCentral, engine: sa.Engine, session: requests.Sess
                   seconds=round(time.time() - t0, 1))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reads", type=int, default=10_000_000, help="reads to load when making a database")
-    p.add_argument("--db", help="reuse this filled database (bench_search.py --keep prints one)")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    p.add_argument("--queries", type=int, default=30, help="search pages per kind")
-    p.add_argument("--page", type=int, default=50, help="results per page")
-    p.add_argument("--alerts", type=int, default=5000, help="alerts in the table for the alerts page")
-    p.add_argument("--alerts-loads", type=int, default=30)
-    p.add_argument("--units", type=int, default=20)
-    p.add_argument("--hits", type=int, default=40, help="hot-list hits pushed during the live test")
-    p.add_argument("--batch", type=int, default=10, help="reads per unit per second")
-    p.add_argument("--workers", type=int, default=2, help="alpr-central serve --workers")
-    p.add_argument("--keep", action="store_true", help="keep a database this run made")
-    args = p.parse_args()
-    admin = sa.create_engine(db.normalise_url(args.pg_url), isolation_level="AUTOCOMMIT")
-    name = None
-    if args.db:
-        url = args.db
-    else:
-        name = f"alpr_bench_console_{secrets.token_hex(4)}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
+def run(args: argparse.Namespace, url: str) -> None:
     engine = db.make_engine(url, pool_size=2)
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     central = None
@@ -258,12 +234,25 @@ def main() -> int:
         if central is not None:
             central.stop()
         engine.dispose()
-        if name and not args.keep:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        elif name:
-            log(f"kept {url}")
-        admin.dispose()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reads", type=int, default=10_000_000, help="reads to load when making a database")
+    p.add_argument("--db", help="reuse this filled database (bench_search.py --keep prints one)")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--queries", type=int, default=30, help="search pages per kind")
+    p.add_argument("--page", type=int, default=50, help="results per page")
+    p.add_argument("--alerts", type=int, default=5000, help="alerts in the table for the alerts page")
+    p.add_argument("--alerts-loads", type=int, default=30)
+    p.add_argument("--units", type=int, default=20)
+    p.add_argument("--hits", type=int, default=40, help="hot-list hits pushed during the live test")
+    p.add_argument("--batch", type=int, default=10, help="reads per unit per second")
+    p.add_argument("--workers", type=int, default=2, help="alpr-central serve --workers")
+    p.add_argument("--keep", action="store_true", help="keep a database this run made")
+    args = p.parse_args()
+    with bench_search.database(args.pg_url, args.db, args.keep, "alpr_bench_console") as url:
+        run(args, url)
     return 0
 
 
