@@ -69,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       ALPR_CENTRAL_LIMITS=limits.to_json(), ALPR_CENTRAL_SETTINGS=load_settings(home).to_json())
     uvicorn.run("central.api:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=args.access_log, server_header=False,
+                timeout_graceful_shutdown=5,          # open live-alert streams must not hold a stop up
                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     return 0
 

@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_login_and_logout(console, open_page):
     console.add_user("ofc.login", "officer")
     page = open_page()
-    page.goto("/")
+    response = page.goto("/")
     assert page.url.endswith("/login")                                   # anonymous: to the login page
+    assert "script-src 'self'" in response.headers["content-security-policy"]   # nothing from elsewhere runs
+    assert response.headers["cache-control"] == "no-store"
     assert page.get_by_label("Username").is_visible() and page.get_by_label("Password").is_visible()
     assert page.locator("main").get_by_role("link", name="ALPR policy").get_attribute("href") == "/policy"
     shot(page, "login")

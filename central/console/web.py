@@ -42,6 +42,13 @@ PASSIVE_PATHS = {"/alerts/stream"}        # a live page polling is not the user 
 STATIC_PREFIX = "/static/"
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+# pages may show read data: never cached; only this server's own script, styles and inline images;
+# never framed; URLs (which carry case numbers) are not sent elsewhere
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                "Referrer-Policy": "same-origin",
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; "
+                                           "style-src 'self'; object-src 'none'; base-uri 'none'; "
+                                           "frame-ancestors 'none'; form-action 'self'"}
 
 # (label, path, permission) in the order the navigation shows them
 NAV = [("Search", "/search", "reads.search"), ("Alerts", "/alerts", "alerts.view"),
@@ -162,7 +169,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
             "zone_name": settings.time_zone, "path": request.url.path, "errors": {}, "form": {},
             "when": lambda v, seconds=True: when(v, settings.zone, seconds), "query": _query_helper(request)}
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers["Cache-Control"] = "no-store"          # pages may show read data: never cached
+    response.headers.update(PAGE_HEADERS)
     return response
 
 
