@@ -83,3 +83,15 @@ def test_reads_per_hour_per_site_and_the_units_api(policy):
     assert {u["unit_id"] for u in listed} == {"unit-gate-1", "unit-gate-2"}
     assert all(u["flags"] == [] and u["last_heartbeat_at"] is None for u in listed)   # enrolled just now
     assert policy.user("ofc.lee", "officer").get("/v1/units").status_code == 403
+
+
+def test_dates_from_forms_are_days_in_the_stores_time_zone():
+    from central.clock import parse_time
+    from central.console.web import day_bound
+    zone = Settings(time_zone="America/Los_Angeles").zone
+    assert parse_time(day_bound("2026-12-06", "from", zone)) == datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
+    assert parse_time(day_bound("2026-07-04", "to", zone, end=True)) == \
+        datetime(2026, 7, 5, 6, 59, 59, 999000, tzinfo=timezone.utc)               # summer time: UTC-7
+    assert day_bound("2026-12-06T10:00:00Z", "from", zone) == "2026-12-06T10:00:00Z"      # a full time is kept
+    with pytest.raises(ValueError, match="^to: a date"):
+        day_bound("2026-13-01", "to", zone)

@@ -126,7 +126,9 @@ def place_hold(request: Request, form: FormData = Depends(posted), actor: Actor 
                db: sa.Engine = Depends(engine)) -> Response:
     values = {k: str(form.get(k) or "").strip() for k in ("case_number", "reason", "plate", "from", "to", "site")}
     try:
-        selection = selection_from({"plate": values["plate"], "from": values["from"], "to": values["to"],
+        zone = request.app.state.settings.zone
+        selection = selection_from({"plate": values["plate"], "from": web.day_bound(values["from"], "from", zone),
+                                    "to": web.day_bound(values["to"], "to", zone, end=True),
                                     "sites": [values["site"]] if values["site"] else []})
         holds.place(db, actor, values["case_number"], values["reason"], selection=selection)
     except ValueError as exc:

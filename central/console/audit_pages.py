@@ -27,8 +27,9 @@ def log_page(request: Request, actor: Actor = Depends(page_actor("audit.read")),
     form = {k: request.query_params.get(k, "").strip() for k in FIELDS}
     after = int(form["after"]) if form["after"].isdigit() else 0
     try:
-        start = parse_time(form["from"]) if form["from"] else None
-        end = parse_time(form["to"], end_of_day=True) if form["to"] else None
+        zone = request.app.state.settings.zone
+        start = parse_time(web.day_bound(form["from"], "from", zone)) if form["from"] else None
+        end = parse_time(web.day_bound(form["to"], "to", zone, end=True)) if form["to"] else None
     except ValueError as exc:
         return render(request, "audit.html", status=400, form=form, rows=[], errors={web.field_of(str(exc), FIELDS): str(exc)},
                       actions=audit.ACCESS_ACTIONS)
@@ -56,8 +57,9 @@ def report(request: Request, actor: Actor = Depends(page_actor("audit.read")), d
     fmt = request.query_params.get("format", "text")
     if fmt not in ("text", "csv"):
         raise ValueError("format: text or csv")
-    start = parse_time(request.query_params.get("from", ""))
-    end = parse_time(request.query_params.get("to", ""), end_of_day=True)
+    zone = request.app.state.settings.zone
+    start = parse_time(web.day_bound(request.query_params.get("from", ""), "from", zone))
+    end = parse_time(web.day_bound(request.query_params.get("to", ""), "to", zone, end=True))
     body = reports.render(reports.build(db, start, end, actor), fmt)
     name = f"alpr-audit-{start.date()}-{end.date()}.{'txt' if fmt == 'text' else 'csv'}"
     return PlainTextResponse(body, media_type="text/csv" if fmt == "csv" else "text/plain",

@@ -54,10 +54,11 @@ def search_page(request: Request, actor: Actor = Depends(page_actor("reads.searc
                                "page_sizes": PAGE_SIZES}
     if request.query_params.get("run") != "1":
         return render(request, "search.html", **context)
-    doc = {"purpose": form["purpose"], "case_number": form["case_number"], "plate": form["plate"],
-           "from": form["from"], "to": form["to"], "site": form["site"], "lane": form["lane"],
-           "direction": form["direction"], "limit": form["limit"] or 50, "cursor": form["cursor"]}
     try:
+        doc = {"purpose": form["purpose"], "case_number": form["case_number"], "plate": form["plate"],
+               "from": web.day_bound(form["from"], "from", cfg.zone),
+               "to": web.day_bound(form["to"], "to", cfg.zone, end=True), "site": form["site"], "lane": form["lane"],
+               "direction": form["direction"], "limit": form["limit"] or 50, "cursor": form["cursor"]}
         page = search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
     except ValueError as exc:
         return render(request, "search.html", status=400,

@@ -47,7 +47,9 @@ def record(request: Request, form: FormData = Depends(posted), actor: Actor = De
         agency_id = int(values["agency_id"]) if values["agency_id"].isdigit() else None
         if agency_id is None:
             raise ValueError("agency_id: choose the agency")
-        query = {"plate": values["plate"] or None, "from": values["from"] or None, "to": values["to"] or None,
+        zone = request.app.state.settings.zone
+        query = {"plate": values["plate"] or None, "from": web.day_bound(values["from"], "from", zone) or None,
+                 "to": web.day_bound(values["to"], "to", zone, end=True) or None,
                  "sites": [values["site"]] if values["site"] else []}
         doc = sharing.record_request(db, actor, agency_id, values["requester_name"], values["purpose"], query,
                                      values["case_number"] or None)

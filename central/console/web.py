@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
@@ -151,6 +152,20 @@ def when(value: datetime | str | None, zone: Any, seconds: bool = True) -> str:
     shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " " + (local.tzname() or "")
     utc = iso(value)
     return Markup(f'<time datetime="{escape(utc)}" title="{escape(utc)} UTC">{escape(shown)}</time>')
+
+
+def day_bound(text: str, name: str, zone: Any, end: bool = False) -> str:
+    """A date from a form (YYYY-MM-DD, as date inputs send it) as the start, or the end, of that day in
+    the store's time zone, in ISO-8601 with its offset; anything else is passed on as given."""
+    text = (text or "").strip()
+    if len(text) != 10:
+        return text
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}: a date, YYYY-MM-DD") from None
+    moment = datetime.combine(day + timedelta(days=1) if end else day, dtime.min, zone)
+    return (moment - timedelta(milliseconds=1) if end else moment).isoformat(timespec="milliseconds")
 
 
 def nav_for(actor: Actor | None) -> list[tuple[str, str]]:
