@@ -9,6 +9,7 @@ alerts page. Nothing here touches read data beyond counts per site and hour.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,6 +155,22 @@ def units_health(engine: sa.Engine, settings: Settings, now: datetime | None = N
             h.flags = flags_for(h, window, settings, now)
             out.append(h)
     return sorted(out, key=lambda h: (not h.flags, h.site, h.unit_id))
+
+
+_FLAGGED: dict[int, tuple[float, list[UnitHealth]]] = {}
+FLAGGED_MAX_AGE_S = 2.0
+
+
+def flagged(engine: sa.Engine, settings: Settings) -> list[UnitHealth]:
+    """The flagged units, for the maintenance notice on every alerts page: worked out at most every
+    FLAGGED_MAX_AGE_S per process (heartbeats come every minute; alerts pages load far more often)."""
+    key = id(engine)
+    hit = _FLAGGED.get(key)
+    if hit is not None and time.monotonic() - hit[0] < FLAGGED_MAX_AGE_S:
+        return hit[1]
+    out = [u for u in units_health(engine, settings) if u.flags]
+    _FLAGGED[key] = (time.monotonic(), out)
+    return out
 
 
 def frame_size(engine: sa.Engine, unit_id: str) -> tuple[int, int] | None:

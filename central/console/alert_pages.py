@@ -39,8 +39,8 @@ STREAM_MAX_S = 300.0             # a stream ends after this and the browser reco
 
 
 def _context(request: Request, db: sa.Engine, cfg: Settings) -> dict[str, Any]:
-    flagged = [u for u in unit_health.units_health(db, cfg) if u.flags]
-    return {"clets": alerts.clets_instruction(cfg.policy_file), "notice": alerts.NOTICE, "maintenance": flagged}
+    return {"clets": alerts.clets_instruction(cfg.policy_file), "notice": alerts.NOTICE,
+            "maintenance": unit_health.flagged(db, cfg)}
 
 
 @router.get("/alerts", response_class=HTMLResponse)

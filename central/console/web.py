@@ -23,6 +23,7 @@ from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
+from markupsafe import Markup, escape
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -142,7 +143,6 @@ def page_actor(permission: str | tuple[str, ...] | None) -> Callable[[Request], 
 
 def when(value: datetime | str | None, zone: Any, seconds: bool = True) -> str:
     """A time as the store's zone shows it, marked up so that hovering shows UTC."""
-    from markupsafe import Markup, escape
     if value is None or value == "":
         return Markup("&ndash;")
     if isinstance(value, str):
