@@ -17,7 +17,8 @@ session cookie, as a browser sends it:
    one read carries a plate on the hot list; an open alerts stream (GET /alerts/stream, what the
    page's EventSource reads) receives the alert. Latency = from just before the batch is sent to the
    event arriving; target p95 <= 2 s.
-The clients share this machine's CPU with the server and PostgreSQL: the figures are a floor.
+The clients share this machine's CPU with the server and PostgreSQL: the figures are a floor, and
+each line gives the machine's load average when it was taken.
 Prints one JSON line per figure; the benchmark's own rows (users, entries, alerts, the pushed reads)
 stay in the database (drop it when done, or use a throwaway one).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -54,6 +56,7 @@ from unit.contract import Read, utc_ms  # noqa: E402
 from unit.uplink import READS_PATH, SignedClient  # noqa: E402
 
 WHO = audit.system("bench-console")
+RUN = "".join(random.SystemRandom().choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))   # this run's plates
 PASSWORD = "bench console password"
 SETTINGS = Settings(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1)
 
@@ -63,7 +66,7 @@ def log(msg: str) -> None:
 
 
 def figure(name: str, times: list[float], target_ms: float, **extra) -> dict:
-    doc = {"figure": name, "n": len(times), "p50_ms": round(statistics.median(times) * 1000, 1),
+    doc = {"figure": name, "n": len(times), "load_avg_1m": round(os.getloadavg()[0], 1), "p50_ms": round(statistics.median(times) * 1000, 1),
            "p95_ms": round(bench_ingest.pct(times, 95) * 1000, 1), "max_ms": round(max(times) * 1000, 1),
            "target_p95_ms": target_ms, "met": bench_ingest.pct(times, 95) * 1000 <= target_ms, **extra}
     print(json.dumps(doc), flush=True)
@@ -102,13 +105,13 @@ def search_pages(url: str, session: requests.Session, kinds: dict[str, list[str]
 
 def add_alerts(engine: sa.Engine, n: int) -> None:
     """n alerts on existing reads (as ingest would have raised them), under one entry."""
-    entry = hotlist.add(engine, "9ZZZ999", reason="stolen_vehicle", purpose="stolen_vehicle", case_number="BENCH-A",
+    entry = hotlist.add(engine, f"9Z{RUN}999", reason="stolen_vehicle", purpose="stolen_vehicle", case_number="BENCH-A",
                         source="bench", by=WHO)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO alerts (read_id, hotlist_entry_id, pattern, category, note, purpose, case_number, plate, site, "
             "unit_id, lane, direction, captured_at, raised_at, status) "
-            f"SELECT read_id, {entry['id']}, '9ZZZ999', 'stolen_vehicle', 'bench', 'stolen_vehicle', 'BENCH-A', plate, "
+            f"SELECT read_id, {entry['id']}, '{entry['pattern']}', 'stolen_vehicle', 'bench', 'stolen_vehicle', 'BENCH-A', plate, "
             "site, unit_id, lane, direction, captured_at, captured_at, "
             "CASE WHEN random() < 0.5 THEN 'unverified' ELSE 'confirmed' END "
             f"FROM reads TABLESAMPLE SYSTEM (1) LIMIT {n}")
@@ -137,8 +140,8 @@ def sealed(unit: bench_ingest.BenchUnit, plate: str) -> tuple[str, str, dict]:
 
 def live_alerts(central: LocalCentral, engine: sa.Engine, session: requests.Session, n_units: int, hits: int,
                 batch: int, tmp: Path) -> dict:
-    fleet = [bench_ingest.enrol(central, f"bench-unit-{i:02d}", tmp) for i in range(n_units)]
-    hot = [f"8HOT{i:03d}" for i in range(hits)]
+    fleet = [bench_ingest.enrol(central, f"bench-{RUN.lower()}-{i:02d}", tmp) for i in range(n_units)]
+    hot = [f"8H{RUN}{i:03d}" for i in range(hits)]
     for p in hot:
         hotlist.add(engine, p, reason="wanted", purpose="wanted_vehicle", case_number="BENCH-L", source="bench", by=WHO)
     sent: dict[str, float] = {}
@@ -148,14 +151,17 @@ def live_alerts(central: LocalCentral, engine: sa.Engine, session: requests.Sess
     ready = threading.Event()
 
     def listen() -> None:
-        with session.get(central.url + "/alerts/stream", stream=True, timeout=(5, 120)) as r:
-            ready.set()
-            for line in r.iter_lines(decode_unicode=True):
-                if line and line.startswith("data: "):
-                    doc = json.loads(line[6:])
-                    seen.setdefault(doc.get("plate", ""), time.time())
-                if stop.is_set() and len(seen) >= len(sent):
-                    return
+        try:
+            with session.get(central.url + "/alerts/stream", stream=True, timeout=(5, 120)) as r:
+                ready.set()
+                for line in r.iter_lines(decode_unicode=True):
+                    if line and line.startswith("data: "):
+                        doc = json.loads(line[6:])
+                        seen.setdefault(doc.get("plate", ""), time.time())
+                    if stop.is_set() and len(seen) >= len(sent):
+                        return
+        except requests.RequestException:       # the store stopped under an open stream: the run is over
+            return
 
     def push(i: int, unit: bench_ingest.BenchUnit) -> None:
         client = SignedClient(central.url, unit.unit_id, unit.key)

@@ -138,16 +138,32 @@ def flags_for(h: UnitHealth, window: list[dict[str, Any]], settings: Settings, n
     return out
 
 
+def _windows(conn: sa.Connection, n: int) -> list[tuple[Any, list[Any]]]:
+    """Every unit with its last `n` heartbeats (newest first): one LATERAL query on PostgreSQL, one
+    query per unit on SQLite (which has no LATERAL); both walk the (unit_id, received_at) index."""
+    cols = (heartbeats.c.received_at, heartbeats.c.queue_depth, heartbeats.c.body)
+    all_units = conn.execute(sa.select(units).order_by(units.c.site, units.c.unit_id)).all()
+    if conn.dialect.name != "postgresql":
+        return [(u, conn.execute(sa.select(*cols).where(heartbeats.c.unit_id == u.unit_id)
+                                 .order_by(heartbeats.c.received_at.desc()).limit(n)).all()) for u in all_units]
+    recent = (sa.select(*cols).where(heartbeats.c.unit_id == units.c.unit_id)
+              .order_by(heartbeats.c.received_at.desc()).limit(n).lateral("recent"))
+    rows = conn.execute(sa.select(units.c.unit_id, recent.c.received_at, recent.c.queue_depth, recent.c.body)
+                        .select_from(units.join(recent, sa.true()))
+                        .order_by(units.c.unit_id, recent.c.received_at.desc())).all()
+    by_unit: dict[str, list[Any]] = {}
+    for r in rows:
+        by_unit.setdefault(r.unit_id, []).append(r)
+    return [(u, by_unit.get(u.unit_id, [])) for u in all_units]
+
+
 def units_health(engine: sa.Engine, settings: Settings, now: datetime | None = None) -> list[UnitHealth]:
     """Every enrolled unit with its last heartbeat and flags, flagged ones first."""
     now = now or utcnow()
-    window_n = settings.growth_window_heartbeats
     out = []
     with engine.connect() as conn:
-        for u in conn.execute(sa.select(units).order_by(units.c.site, units.c.unit_id)).all():
-            rows = conn.execute(sa.select(heartbeats.c.received_at, heartbeats.c.queue_depth, heartbeats.c.body)
-                                .where(heartbeats.c.unit_id == u.unit_id)
-                                .order_by(heartbeats.c.received_at.desc()).limit(window_n)).all()[::-1]
+        for u, newest_first in _windows(conn, settings.growth_window_heartbeats):
+            rows = newest_first[::-1]
             window = [r.body if isinstance(r.body, dict) else {} for r in rows]
             h = UnitHealth(u.unit_id, u.site, u.status, aware(u.enrolled_at),
                            aware(rows[-1].received_at) if rows else None, window[-1] if window else {},

@@ -31,8 +31,8 @@ from central.routes.deps import engine, settings
 from central.sessions import Actor
 
 router = APIRouter(route_class=web.ConsoleRoute, include_in_schema=False, dependencies=[Depends(posted)])
-PAGE = 50
-POLL_S = 0.5
+PAGE = 25                        # the newest first; older ones a page at a time
+POLL_S = 0.25                    # one max(id) query per open page per poll: cheap
 RECHECK_S = 10.0
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 300.0             # a stream ends after this and the browser reconnects (fresh session check)
