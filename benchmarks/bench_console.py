@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
@@ -51,9 +50,8 @@ import bench_search  # noqa: E402
 from central import audit, db, hotlist, training, users  # noqa: E402
 from central.config import Settings, save_settings  # noqa: E402
 from hil.central import LocalCentral  # noqa: E402
-from unit import seal  # noqa: E402
-from unit.contract import Read, utc_ms  # noqa: E402
-from unit.uplink import READS_PATH, SignedClient  # noqa: E402
+from unit.uplink import SignedClient  # noqa: E402
+from wire import paths  # noqa: E402
 
 WHO = audit.system("bench-console")
 RUN = "".join(random.SystemRandom().choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))   # this run's plates
@@ -128,16 +126,6 @@ def alerts_first_byte(url: str, session: requests.Session, n: int) -> dict:
     return figure("alerts page, first byte", times, 200)
 
 
-def sealed(unit: bench_ingest.BenchUnit, plate: str) -> tuple[str, str, dict]:
-    now = utc_ms(time.time())
-    read = Read(read_id=str(uuid.uuid4()), unit_id=unit.unit_id, site=unit.site, lane="1", direction="in",
-                captured_at=now, plate=plate, region="us-ca", confidence=0.93,
-                candidates=[{"plate": plate, "score": 0.93}], box=[10, 20, 110, 50],
-                model={"detector": "d1", "reader": "r1"}, trigger={"sensor": "loop-1", "edge_at": now},
-                crop_jpeg_b64=bench_ingest.CROP)
-    return read.read_id, now, seal.seal(read.to_payload(), unit.sealing_key, read.read_id)
-
-
 def live_alerts(central: LocalCentral, engine: sa.Engine, session: requests.Session, n_units: int, hits: int,
                 batch: int, tmp: Path) -> dict:
     fleet = [bench_ingest.enrol(central, f"bench-{RUN.lower()}-{i:02d}", tmp) for i in range(n_units)]
@@ -169,15 +157,15 @@ def live_alerts(central: LocalCentral, engine: sa.Engine, session: requests.Sess
         k = 0
         next_at = time.monotonic() + rng.random()
         while not stop.is_set():
-            reads = [sealed(unit, f"{rng.randint(1, 9)}ABC{rng.randint(0, 999):03d}") for _ in range(batch)]
+            reads = [bench_ingest.sealed_read(unit, f"{rng.randint(1, 9)}ABC{rng.randint(0, 999):03d}") for _ in range(batch)]
             plate = None
             if i == k % n_units and hot:                     # units take turns carrying a hot plate
                 plate = hot.pop()
-                reads[0] = sealed(unit, plate)
+                reads[0] = bench_ingest.sealed_read(unit, plate)
             body = bench_ingest.batch_body(reads)
             if plate:
                 sent[plate] = time.time()
-            r = client.request("POST", READS_PATH, body, {"Content-Type": "application/json"})
+            r = client.request("POST", paths.READS, body, {"Content-Type": "application/json"})
             if r.status_code != 200:
                 errors.append(f"{r.status_code} {r.text[:200]}")
             k += 1

@@ -39,11 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from central import db  # noqa: E402
 from hil.central import LocalCentral, enrol_unit  # noqa: E402
-from unit import seal  # noqa: E402
 from unit.buffer import SealedBuffer  # noqa: E402
-from unit.contract import Read, utc_ms  # noqa: E402
 from unit.keys import load_ed25519_private  # noqa: E402
-from unit.uplink import READS_PATH, SignedClient, Uplink  # noqa: E402
+from unit.uplink import SignedClient, Uplink  # noqa: E402
+from wire import batch as wire_batch  # noqa: E402
+from wire import paths, seal  # noqa: E402
+from wire.read import Read  # noqa: E402
+from wire.times import utc_ms  # noqa: E402
 
 
 @dataclass
@@ -65,22 +67,22 @@ CROP = _crop_jpeg()
 
 def enrol(central: LocalCentral, unit_id: str, folder: Path) -> BenchUnit:
     e = enrol_unit(central.url, central.token("bench"), unit_id, folder)
-    return BenchUnit(e.unit_id, e.site, load_ed25519_private(e.key_path), seal.load_public(e.sealing_public_key))
+    return BenchUnit(e.unit_id, e.site, load_ed25519_private(e.key_path), seal.load_sealing_public(e.sealing_public_key))
 
 
-def sealed_read(unit: BenchUnit) -> tuple[str, str, dict[str, Any]]:
+def sealed_read(unit: BenchUnit, plate: str = "7ABC123") -> tuple[str, str, dict[str, Any]]:
     """(read_id, captured_at, envelope): a schema-v1 read sealed as a unit seals it at capture."""
     now = utc_ms(time.time())
     read = Read(read_id=str(uuid.uuid4()), unit_id=unit.unit_id, site=unit.site, lane="1", direction="in",
-                captured_at=now, plate="7ABC123", region="us-ca", confidence=0.93,
-                candidates=[{"plate": "7ABC123", "score": 0.93}], box=[10, 20, 110, 50],
+                captured_at=now, plate=plate, region="us-ca", confidence=0.93,
+                candidates=[{"plate": plate, "score": 0.93}], box=[10, 20, 110, 50],
                 model={"detector": "d1", "reader": "r1"}, trigger={"sensor": "loop-1", "edge_at": now},
                 crop_jpeg_b64=CROP)
     return read.read_id, now, seal.seal(read.to_payload(), unit.sealing_key, read.read_id)
 
 
 def batch_body(reads: list[tuple[str, str, dict[str, Any]]]) -> bytes:
-    return json.dumps({"reads": [{"read_id": r, "captured_at": c, "envelope": e} for r, c, e in reads]}).encode()
+    return json.dumps(wire_batch.request(wire_batch.item(r, c, e) for r, c, e in reads)).encode()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -121,7 +123,7 @@ def fleet(central: LocalCentral, engine: sa.Engine, units: int, per_unit: int, b
         start.wait()
         for body in bodies[u.unit_id]:
             t = time.perf_counter()
-            r = client.request("POST", READS_PATH, body, {"Content-Type": "application/json"})
+            r = client.request("POST", paths.READS, body, {"Content-Type": "application/json"})
             dt = time.perf_counter() - t
             ok = r.status_code == 200 and all(x["status"] == "stored" for x in r.json()["results"])
             with lock:

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from unit import seal  # noqa: E402
+from wire import seal  # noqa: E402
 
 US = sorted(glob.glob(str(ROOT.parent / "shared/data/benchmark/endtoend/us/*.jpg")))   # shared/ beside the repo
 EXAMPLE = ROOT / "unit" / "example-config.toml"
@@ -51,7 +51,7 @@ def photos_1080p(n: int) -> list[np.ndarray]:
 
 def write_config(d: Path, threads: int, burst: int = 5, pre: int = 3) -> Path:
     key = X25519PrivateKey.generate()
-    (d / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(key.public_key())).decode())
+    (d / "central-seal.pub").write_text(seal.sealing_public_b64(key.public_key()))
     text = (EXAMPLE.read_text().replace("/var/lib/alpr-unit/buffer.sqlite", str(d / "buf.sqlite"))
             .replace("threads = 1", f"threads = {threads}")
             .replace("burst_frames = 5", f"burst_frames = {burst}")
@@ -112,7 +112,7 @@ def latency(threads: int, vehicles: int, images: list[np.ndarray]) -> None:
                 time.sleep(0.2)
                 pin.drive_high()
                 unit.wait_idle(60)
-                from unit.contract import utc_ms
+                from wire.times import utc_ms
                 t = done.get(utc_ms(edge))
                 if t is not None:
                     lat.append(t - edge)
@@ -209,7 +209,8 @@ def memory(vehicles: int, images: list[np.ndarray]) -> None:
 
 def buffer_bench(n: int) -> None:
     from unit.buffer import SealedBuffer
-    from unit.contract import Read, new_read_id, utc_ms
+    from wire.read import Read, new_read_id
+    from wire.times import utc_ms
 
     pub = X25519PrivateKey.generate().public_key()
     crop = base64.b64encode(os.urandom(9000)).decode()         # a 9 kB JPEG plate crop

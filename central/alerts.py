@@ -23,10 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit, hotlist, plates
-from central.clock import iso, utcnow
+from central import audit, hotlist
+from central.clock import utcnow
 from central.errors import ApiError
 from central.schema import alerts, hotlist_entries, read_images, reads
+from wire import patterns
+from wire.times import iso
 
 NOTICE = "UNVERIFIED: confirm through CLETS before any stop or detention based on this alert"
 REJECTED_NOTICE = "NOT CONFIRMED through CLETS: no stop or detention on this alert"
@@ -48,7 +50,7 @@ def raise_for(conn: sa.Connection, stored: list[dict[str, Any]], now: datetime) 
     """Match freshly stored read rows against the active hot list; insert one alert per match."""
     if not stored:
         return 0
-    entries = [(e, plates.to_regex(e.pattern)) for e in hotlist.active_entries(conn, now)]
+    entries = [(e, patterns.to_regex(e.pattern)) for e in hotlist.active_entries(conn, now)]
     if not entries:
         return 0
     rows = [_alert_row(r, e, now) for r in stored for e, rx in entries if rx.fullmatch(r["plate"])]

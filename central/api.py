@@ -34,23 +34,15 @@ from central.keys import CentralKeys
 from central.ratelimit import RateLimiter
 from central.routes.deps import UserGate
 from central.units import UnitRow, enrol
+from wire import batch, paths
+from wire.hotlist import SIGNATURE_HEADER
+from wire.signing import HEADERS
 
 PRUNE_EVERY_S = 60.0
 T = TypeVar("T")
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
-_SIGNED = [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-           for h in ("X-Unit-Id", "X-Timestamp", "X-Nonce", "X-Signature")]
-_ENVELOPE = {"type": "object", "description": "unit.seal envelope v1",
-             "properties": {k: {"type": "string"} for k in ("kid", "epk", "nonce", "ct")} | {"v": {"type": "integer"}}}
-_BATCH = {"type": "object", "required": ["reads"], "properties": {"reads": {"type": "array", "items": {
-    "type": "object", "required": ["read_id", "captured_at", "envelope"],
-    "properties": {"read_id": {"type": "string", "format": "uuid"}, "captured_at": {"type": "string"},
-                   "envelope": _ENVELOPE}}}}}
-_RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": {
-    "type": "object", "properties": {"read_id": {"type": "string"},
-                                     "status": {"enum": ["stored", "duplicate", "rejected"]},
-                                     "reason": {"type": "string"}}}}}}
+_SIGNED = [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}} for h in HEADERS]
 _ENROL = {"type": "object", "required": ["token", "unit_id", "public_key"],
           "properties": {"token": {"type": "string"}, "unit_id": {"type": "string"},
                          "public_key": {"type": "string", "description": "base64 raw Ed25519 public key"}}}
@@ -127,7 +119,7 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
             finally:
                 prune_lock.release()
 
-    @app.post("/v1/enroll", summary="Register a unit's public key with a one-time token",
+    @app.post(paths.ENROL, summary="Register a unit's public key with a one-time token",
               openapi_extra=_body(_ENROL), responses={403: _json(_ERROR, "token unknown, expired or used"),
                                                       409: _json(_ERROR, "unit id already enrolled")})
     async def enroll(request: Request) -> dict[str, Any]:
@@ -143,16 +135,16 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
         return {"unit_id": unit_id, "site": site, "sealing_public_key": keys.sealing_public_b64,
                 "sealing_key_id": keys.sealing_key_id, "signing_public_key": keys.signing_public_b64}
 
-    @app.post("/v1/reads", summary="Ingest a batch of sealed reads (signed by the unit)",
-              openapi_extra=_body(_BATCH) | {"parameters": _SIGNED},
-              responses={200: _json(_RESULTS, "one verdict per read"), **_REFUSALS})
+    @app.post(paths.READS, summary="Ingest a batch of sealed reads (signed by the unit)",
+              openapi_extra=_body(batch.REQUEST_SCHEMA) | {"parameters": _SIGNED},
+              responses={200: _json(batch.RESPONSE_SCHEMA, "one verdict per read"), **_REFUSALS})
     async def post_reads(request: Request) -> JSONResponse:
         body = await _read_body(request, limits.max_body_bytes)
         results = await signed_call(request, body, lambda unit: ingest(
             engine, unit, parse_batch(body, limits.max_batch_reads), keys.sealing))
-        return JSONResponse({"results": results})
+        return JSONResponse(batch.response(results))
 
-    @app.post("/v1/heartbeat", summary="Store a unit heartbeat (signed)",
+    @app.post(paths.HEARTBEAT, summary="Store a unit heartbeat (signed)",
               openapi_extra={"parameters": _SIGNED}, responses=_REFUSALS)
     async def post_heartbeat(request: Request) -> dict[str, Any]:
         body = await _read_body(request, limits.max_small_body_bytes)
@@ -162,11 +154,11 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
             return {"ok": True, "hotlist_etag": hotlist.render(engine, keys)[1]}
         return await signed_call(request, body, work)
 
-    @app.get("/v1/hotlist", summary="The hot list, signed by the central key; honours If-None-Match",
+    @app.get(paths.HOTLIST, summary="The hot list, signed by the central key; honours If-None-Match",
              openapi_extra={"parameters": _SIGNED}, responses={304: {"description": "unchanged"}, **_REFUSALS})
     async def get_hotlist(request: Request) -> Response:
         body, etag, signature = await signed_call(request, b"", lambda _unit: hotlist.render(engine, keys))
-        headers = {"ETag": etag, "X-Central-Signature": signature}
+        headers = {"ETag": etag, SIGNATURE_HEADER: signature}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)

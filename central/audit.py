@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from central.clock import aware, iso, to_ms, utcnow
+from central.clock import to_ms, utcnow
 from central.schema import audit_log
+from wire.times import aware, iso
 
 GENESIS = "0" * 64
 LOCK_KEY = 4625001                      # pg_advisory_xact_lock key for the audit chain

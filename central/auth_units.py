@@ -1,4 +1,4 @@
-"""Who is calling: verify a unit's signed request (see `unit.signing`) before anything is read.
+"""Who is calling: verify a unit's signed request (see `wire.signing`) before anything is read.
 
 Order matters: cheap checks first (headers present, timestamp inside the replay window), then the
 unit's key and status from the database, the signature, and last the nonce, recorded in the same
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from central.errors import ApiError
 from central.schema import request_nonces
 from central.units import UnitRow, get_unit
-from unit.signing import HEADERS, verify
+from wire.signing import HEADERS, NONCE_MAX, NONCE_MIN, verify
 
 
 @lru_cache(maxsize=4096)
@@ -43,8 +43,8 @@ def authenticate(engine: sa.Engine, method: str, path: str, body: bytes, headers
     if abs(now - ts) > window_s:
         raise ApiError(401, "stale timestamp: outside the replay window", server_time=int(now))
     nonce = signed["X-Nonce"]
-    if not 16 <= len(nonce) <= 64:
-        raise ApiError(401, "X-Nonce: 16 to 64 characters")
+    if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+        raise ApiError(401, f"X-Nonce: {NONCE_MIN} to {NONCE_MAX} characters")
     try:
         with engine.begin() as conn:
             unit = get_unit(conn, signed["X-Unit-Id"])

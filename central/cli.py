@@ -23,6 +23,7 @@ from central.config import Limits, load_settings, resolve_db, resolve_home, save
 from central.errors import ApiError
 from central.purposes import PURPOSES
 from central.keys import ensure_keys, load_keys
+from wire.times import iso
 
 
 def _common() -> argparse.ArgumentParser:
@@ -76,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_enroll_token(args: argparse.Namespace) -> int:
     token, expires = units.make_token(_engine(args), args.site, timedelta(hours=args.ttl_hours))
-    _out(args, {"token": token, "site": args.site, "expires_at": expires.isoformat(timespec="seconds")},
+    _out(args, {"token": token, "site": args.site, "expires_at": iso(expires)},
          f"{token}\n(site {args.site}, one use, expires {expires:%Y-%m-%d %H:%M} UTC)")
     return 0
 

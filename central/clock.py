@@ -1,29 +1,18 @@
-"""UTC time helpers shared by the policy modules.
+"""The central store's own time helpers: now, time input from people, calendar arithmetic.
 
 SQLite hands back naive datetimes (everything stored is UTC); PostgreSQL hands back aware ones. Every
-value read from the database goes through `aware` before it is compared or printed.
+value read from the database goes through `wire.times.aware` before it is compared, and is printed
+with `wire.times.iso`, the contract's one format.
 """
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
+from wire.times import aware
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO-8601 UTC with milliseconds and a Z, the contract's time format."""
-    value = aware(value)
-    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_ms(value: datetime) -> datetime:

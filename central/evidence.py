@@ -26,12 +26,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from central import audit
-from central.clock import iso, utcnow
+from central.clock import utcnow
 from central.errors import ApiError
 from central.keys import CentralKeys
 from central.purposes import EVIDENCE_PURPOSE
 from central.schema import legal_hold_reads, legal_holds, read_images, reads
 from central.search import read_doc
+from wire.times import iso
 
 FORMAT = "alpr-evidence/1"
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"

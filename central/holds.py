@@ -13,11 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import audit
-from central.clock import iso, utcnow
+from central.clock import utcnow
 from central.errors import ApiError
 from central.purposes import check_case
 from central.schema import legal_hold_reads, legal_holds, reads
 from central.search import Query, filters
+from wire.times import iso
 
 MAX_READ_IDS = 10000
 

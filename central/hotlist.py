@@ -10,29 +10,28 @@ the same pattern. The central store is the authority: `central.alerts` matches e
 against the active entries, and, when `retro_days` is given, a new entry against the reads of the last
 days too.
 
-The body units receive is rendered deterministically (active entries sorted, no timestamps), so its
-hash is a stable ETag and an unchanged list costs a unit one 304. The Ed25519 signature over the exact
-body bytes lets the unit trust the file whichever way it arrived.
+What units receive is the `wire.hotlist` document of the active entries, sorted by pattern, signed
+with the central signing key.
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit, plates
-from central.clock import aware, iso, parse_time, utcnow
+from central import audit
+from central.clock import parse_time, utcnow
 from central.errors import ApiError
 from central.keys import CentralKeys
 from central.purposes import check_case, check_purpose
 from central.schema import hotlist_entries
+from wire import hotlist as wire_hotlist
+from wire import patterns
+from wire.times import aware, iso
 
-FORMAT_VERSION = 1
 MIN_LITERALS = 3                       # a pattern must not alert on a large share of all traffic
 CATEGORIES = {
     "stolen_vehicle": "stolen vehicle",
@@ -76,9 +75,7 @@ def entries(engine: sa.Engine) -> list[dict[str, Any]]:
 
 def render(engine: sa.Engine, keys: CentralKeys) -> tuple[bytes, str, str]:
     """Return (body, etag, signature_b64)."""
-    body = json.dumps({"version": FORMAT_VERSION, "entries": entries(engine)},
-                      sort_keys=True, separators=(",", ":")).encode("utf-8")
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    body, etag = wire_hotlist.render(entries(engine))
     return body, etag, keys.sign(body)
 
 
@@ -113,7 +110,7 @@ def get(engine: sa.Engine, entry_id: int) -> dict[str, Any]:
 def _checked(pattern: str, reason: str, purpose: str, case_number: str, source: str, note: str | None,
              expires_at: datetime | None, now: datetime) -> dict[str, Any]:
     """Every field checked; the ValueError names the field (as the API, CSV and console call it)."""
-    pattern = plates.check(pattern, MIN_LITERALS)
+    pattern = patterns.check(pattern, MIN_LITERALS)
     category = check_category(reason)
     purpose = check_purpose(purpose)
     case_number = check_case(case_number)
@@ -167,9 +164,9 @@ def add(engine: sa.Engine, pattern: str, *, reason: str, purpose: str, case_numb
 def remove(engine: sa.Engine, pattern: str, by: audit.Who | None = None) -> bool:
     with engine.begin() as conn:
         gone = conn.execute(hotlist_entries.delete().where(
-            hotlist_entries.c.pattern == plates.normalise(pattern))).rowcount == 1
+            hotlist_entries.c.pattern == patterns.normalise(pattern))).rowcount == 1
         if gone:
-            audit.append(conn, by or audit.system("cli"), "hotlist_remove", {"pattern": plates.normalise(pattern)})
+            audit.append(conn, by or audit.system("cli"), "hotlist_remove", {"pattern": patterns.normalise(pattern)})
     return gone
 
 

@@ -1,9 +1,6 @@
 """Ingest a unit's batch of sealed reads: open, validate, store idempotently by read_id.
 
-Each read gets its own verdict, so one bad read never holds back the others:
-- stored: new, now in the database;
-- duplicate: this unit sent it before (a retry after a lost answer) - nothing is written twice;
-- rejected: cannot be opened, fails the schema, or claims another unit/site; `reason` says why.
+Each read gets its own verdict (`wire.batch`: stored, duplicate or rejected with a reason).
 Opening and validating happen before the transaction; the insert is one statement
 `INSERT .. ON CONFLICT DO NOTHING RETURNING read_id`, so concurrent retries of the same read
 cannot both store it, on SQLite and on PostgreSQL alike. Stored reads are matched against the hot
@@ -13,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -26,8 +22,10 @@ from central import alerts
 from central.errors import ApiError
 from central.schema import read_images, reads
 from central.units import UnitRow
-from unit.contract import ReadInvalid, parse_utc, validate
-from unit.seal import SealError, open_sealed
+from wire.batch import DUPLICATE, REJECTED, STORED, BatchInvalid, BatchTooLong, parse_request, verdict
+from wire.read import ReadInvalid, validate
+from wire.seal import SealError, open_sealed
+from wire.times import parse_utc
 
 
 class Rejected(Exception):
@@ -41,23 +39,14 @@ class Opened:
 
 
 def parse_batch(body: bytes, max_reads: int) -> list[dict[str, Any]]:
-    """Check the wire shape: {"reads": [{"read_id": str, "captured_at": str, "envelope": {...}}]}.
-
-    A batch that is not that shape, or too long, is refused whole (400, 413): nothing is stored."""
+    """The items of a `wire.batch` request. One that is not that shape, or too long, is refused whole
+    (400, 413): nothing is stored."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "body is not JSON") from None
-    items = doc.get("reads") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise ApiError(400, "body must be an object with a list 'reads'")
-    if len(items) > max_reads:
-        raise ApiError(413, f"batch of {len(items)} reads; at most {max_reads}")
-    for i, item in enumerate(items):
-        if not (isinstance(item, dict) and isinstance(item.get("read_id"), str) and item["read_id"]
-                and isinstance(item.get("captured_at"), str) and isinstance(item.get("envelope"), dict)):
-            raise ApiError(400, f"reads[{i}]: needs read_id (str), captured_at (str), envelope (object)")
-    return items
+        return parse_request(body, max_reads)
+    except BatchTooLong as exc:
+        raise ApiError(413, str(exc)) from None
+    except BatchInvalid as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def _jpeg(payload: dict[str, Any], name: str) -> bytes:
@@ -109,12 +98,12 @@ def ingest(engine: sa.Engine, unit: UnitRow, items: list[dict[str, Any]], key: X
     for i, item in enumerate(items):
         rid = item["read_id"]
         if rid in fresh:
-            verdicts[i] = {"read_id": rid, "status": "duplicate"}
+            verdicts[i] = verdict(rid, DUPLICATE)
             continue
         try:
             fresh[rid] = open_read(item, unit, key, now)
         except Rejected as exc:
-            verdicts[i] = {"read_id": rid, "status": "rejected", "reason": str(exc)}
+            verdicts[i] = verdict(rid, REJECTED, str(exc))
 
     stored: set[str] = set()
     foreign: set[str] = set()
@@ -139,9 +128,9 @@ def ingest(engine: sa.Engine, unit: UnitRow, items: list[dict[str, Any]], key: X
         if i in verdicts:
             results.append(verdicts[i])
         elif rid in stored:
-            results.append({"read_id": rid, "status": "stored"})
+            results.append(verdict(rid, STORED))
         elif rid in foreign:
-            results.append({"read_id": rid, "status": "rejected", "reason": "read_id: already stored from another unit"})
+            results.append(verdict(rid, REJECTED, "read_id: already stored from another unit"))
         else:
-            results.append({"read_id": rid, "status": "duplicate"})
+            results.append(verdict(rid, DUPLICATE))
     return results

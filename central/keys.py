@@ -5,7 +5,7 @@
   so a unit can trust a file even if it came through a proxy or off a USB stick.
 
 Private halves are PKCS#8 PEM files readable by the owner only. Public halves are handed to units at
-enrolment as base64 of the raw 32 bytes, the form `unit.seal.load_public` accepts.
+enrolment as base64 of the raw 32 bytes, the form `wire.seal.load_sealing_public` accepts.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from unit.seal import key_id, raw_public
+from wire import seal
 
 SEALING_FILE = "sealing.pem"
 SIGNING_FILE = "signing.pem"
@@ -31,11 +31,11 @@ class CentralKeys:
 
     @property
     def sealing_public_b64(self) -> str:
-        return base64.b64encode(raw_public(self.sealing.public_key())).decode("ascii")
+        return seal.sealing_public_b64(self.sealing.public_key())
 
     @property
     def sealing_key_id(self) -> str:
-        return key_id(self.sealing.public_key())
+        return seal.sealing_key_id(self.sealing.public_key())
 
     @property
     def signing_public_b64(self) -> str:

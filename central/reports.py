@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import audit
-from central.clock import aware, iso
 from central.schema import alerts, audit_log, retention_runs
 from central.sharing import list_requests
+from wire.times import aware, iso
 
 FORMATS = ("text", "csv", "json")
 

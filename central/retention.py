@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from central import audit
-from central.clock import iso, utcnow, years_before
+from central.clock import utcnow, years_before
 from central.config import Settings
 from central.holds import active_hold_exists
 from central.schema import alerts, legal_hold_reads, legal_holds, read_images, reads, retention_runs
+from wire.times import iso
 
 BATCH = 5000
 RETRIES = 3

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import audit, reports, retention
-from central.clock import aware, utcnow
+from central.clock import utcnow
 from central.config import Settings
+from wire.times import aware
 
 WHO = audit.system("scheduler")
 RETENTION_EVERY = timedelta(days=1)

@@ -1,7 +1,9 @@
 """Tables of the central store, in SQLAlchemy Core.
 
 This is what the code queries against; the DDL history lives in `central/migrations/versions`, and a
-test checks that the migrated database and this metadata agree. Times are UTC. JSON columns are JSONB
+test checks that the migrated database and this metadata agree. Columns holding what units send are
+sized from the wire contract's limits (`wire.read`), which the frozen migrations spell out as numbers
+(the same test catches a limit changed without a migration). Times are UTC. JSON columns are JSONB
 on PostgreSQL. The `reads` table keeps the opened read; images live apart in `read_images` so that
 listing and searching reads never drags JPEG bytes along. The second half (migration 0002) holds what
 policy 462 needs: users, training, sessions, the hash-chained audit log, alerts, legal holds, retention
@@ -12,6 +14,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from wire.read import DIRECTION_MAX, ID_MAX, LANE_MAX, PLATE_TEXT_MAX, READ_ID_LEN, REGION_MAX
+from wire.signing import NONCE_MAX
+
 metadata = sa.MetaData()
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -20,8 +25,8 @@ TS = sa.DateTime(timezone=True)
 
 units = sa.Table(
     "units", metadata,
-    sa.Column("unit_id", sa.String(64), primary_key=True),
-    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("unit_id", sa.String(ID_MAX), primary_key=True),
+    sa.Column("site", sa.String(ID_MAX), nullable=False),
     sa.Column("public_key", sa.String(64), nullable=False),        # b64 raw Ed25519
     sa.Column("status", sa.String(16), nullable=False),            # active | revoked
     sa.Column("enrolled_at", TS, nullable=False),
@@ -32,30 +37,30 @@ units = sa.Table(
 enroll_tokens = sa.Table(
     "enroll_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),      # sha256 hex; the token itself is never kept
-    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("site", sa.String(ID_MAX), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
     sa.Column("used_at", TS),
-    sa.Column("used_by", sa.String(64)),
+    sa.Column("used_by", sa.String(ID_MAX)),
 )
 
 request_nonces = sa.Table(
     "request_nonces", metadata,
-    sa.Column("unit_id", sa.String(64), primary_key=True),
-    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("unit_id", sa.String(ID_MAX), primary_key=True),
+    sa.Column("nonce", sa.String(NONCE_MAX), primary_key=True),
     sa.Column("seen_at", TS, nullable=False, index=True),
 )
 
 reads = sa.Table(
     "reads", metadata,
-    sa.Column("read_id", sa.String(36), primary_key=True),
-    sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.unit_id"), nullable=False),
-    sa.Column("site", sa.String(64), nullable=False),
-    sa.Column("lane", sa.String(32), nullable=False),
-    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("read_id", sa.String(READ_ID_LEN), primary_key=True),
+    sa.Column("unit_id", sa.String(ID_MAX), sa.ForeignKey("units.unit_id"), nullable=False),
+    sa.Column("site", sa.String(ID_MAX), nullable=False),
+    sa.Column("lane", sa.String(LANE_MAX), nullable=False),
+    sa.Column("direction", sa.String(DIRECTION_MAX), nullable=False),
     sa.Column("captured_at", TS, nullable=False),
-    sa.Column("plate", sa.String(16), nullable=False),
-    sa.Column("region", sa.String(16), nullable=False),
+    sa.Column("plate", sa.String(PLATE_TEXT_MAX), nullable=False),
+    sa.Column("region", sa.String(REGION_MAX), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("candidates", JSONType, nullable=False),
     sa.Column("box", JSONType, nullable=False),
@@ -70,7 +75,7 @@ reads = sa.Table(
 
 read_images = sa.Table(
     "read_images", metadata,
-    sa.Column("read_id", sa.String(36), sa.ForeignKey("reads.read_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("read_id", sa.String(READ_ID_LEN), sa.ForeignKey("reads.read_id", ondelete="CASCADE"), primary_key=True),
     sa.Column("kind", sa.String(16), primary_key=True),             # crop | context
     sa.Column("jpeg", sa.LargeBinary, nullable=False),
 )
@@ -78,7 +83,7 @@ read_images = sa.Table(
 heartbeats = sa.Table(
     "heartbeats", metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("unit_id", sa.String(64), sa.ForeignKey("units.unit_id"), nullable=False),
+    sa.Column("unit_id", sa.String(ID_MAX), sa.ForeignKey("units.unit_id"), nullable=False),
     sa.Column("received_at", TS, nullable=False),
     sa.Column("queue_depth", sa.Integer),
     sa.Column("dropped", sa.Integer),
@@ -89,7 +94,7 @@ heartbeats = sa.Table(
 hotlist_entries = sa.Table(
     "hotlist_entries", metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("pattern", sa.String(16), nullable=False, unique=True),   # A-Z0-9, later with wildcards
+    sa.Column("pattern", sa.String(PLATE_TEXT_MAX), nullable=False, unique=True),   # A-Z0-9, later with wildcards
     sa.Column("note", sa.String(200), nullable=False),    # the label units show (named reason until 0003)
     sa.Column("added_at", TS, nullable=False),
 )
@@ -167,12 +172,12 @@ audit_log = sa.Table(
 alerts = sa.Table(
     "alerts", metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("read_id", sa.String(36), sa.ForeignKey("reads.read_id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("read_id", sa.String(READ_ID_LEN), sa.ForeignKey("reads.read_id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("hotlist_entry_id", BigId, sa.ForeignKey("hotlist_entries.id", ondelete="SET NULL")),
-    sa.Column("pattern", sa.String(16), nullable=False),           # copied: the entry may be removed later
+    sa.Column("pattern", sa.String(PLATE_TEXT_MAX), nullable=False),           # copied: the entry may be removed later
     sa.Column("category", sa.String(32), nullable=False),
-    sa.Column("plate", sa.String(16), nullable=False),
-    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("plate", sa.String(PLATE_TEXT_MAX), nullable=False),
+    sa.Column("site", sa.String(ID_MAX), nullable=False),
     sa.Column("captured_at", TS, nullable=False),
     sa.Column("raised_at", TS, nullable=False, index=True),
     sa.Column("status", sa.String(16), nullable=False),            # unverified | confirmed | not_confirmed
@@ -206,7 +211,7 @@ legal_holds = sa.Table(
 legal_hold_reads = sa.Table(
     "legal_hold_reads", metadata,
     sa.Column("hold_id", BigId, sa.ForeignKey("legal_holds.id"), primary_key=True),
-    sa.Column("read_id", sa.String(36), sa.ForeignKey("reads.read_id"), primary_key=True),
+    sa.Column("read_id", sa.String(READ_ID_LEN), sa.ForeignKey("reads.read_id"), primary_key=True),
     sa.Index("ix_legal_hold_reads_read", "read_id"),
 )
 

@@ -17,14 +17,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit, plates
-from central.clock import aware, iso, parse_time
+from central import audit
+from central.clock import parse_time
 from central.errors import ApiError
 from central.purposes import check_case, check_purpose
 from central.schema import read_images, reads
+from wire import patterns
+from wire.read import DIRECTIONS
+from wire.times import aware, iso
 
 MAX_LIMIT = 200
-DIRECTIONS = ("in", "out", "unknown")
 MIN_SEARCH_LITERALS = 2
 
 
@@ -46,7 +48,7 @@ class Query:
         self.purpose = check_purpose(self.purpose)
         self.case_number = check_case(self.case_number)
         if self.plate:
-            self.plate = plates.check(self.plate, MIN_SEARCH_LITERALS)
+            self.plate = patterns.check(self.plate, MIN_SEARCH_LITERALS)
         if self.start and self.end and self.start > self.end:
             raise ValueError("from is after to")
         if self.direction and self.direction not in DIRECTIONS:
@@ -83,7 +85,7 @@ def selection_from(doc: dict[str, Any]) -> Query:
     where the purpose and case belong to the hold or request rather than to a search."""
     q = query_from({**doc, "purpose": "criminal_investigation", "case_number": "n/a"})
     if q.plate:
-        q.plate = plates.check(q.plate, MIN_SEARCH_LITERALS)
+        q.plate = patterns.check(q.plate, MIN_SEARCH_LITERALS)
     if q.start and q.end and q.start > q.end:
         raise ValueError("from is after to")
     if not filters(q):
@@ -107,8 +109,8 @@ def filters(q: Query) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses for a query's filters (shared with legal holds and sharing)."""
     where: list[sa.ColumnElement[bool]] = []
     if q.plate:
-        if plates.is_partial(q.plate):
-            where.append(reads.c.plate.like(plates.to_like(q.plate), escape=plates.ESCAPE))
+        if patterns.is_partial(q.plate):
+            where.append(reads.c.plate.like(patterns.to_like(q.plate), escape=patterns.ESCAPE))
         else:
             where.append(reads.c.plate == q.plate)
     if q.start:

@@ -18,12 +18,13 @@ import sqlalchemy as sa
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from central import audit
-from central.clock import aware, iso, utcnow
+from central.clock import utcnow
 from central.config import Settings
 from central.errors import ApiError
 from central.schema import user_sessions, users
 from central.training import is_current
 from central.users import hasher
+from wire.times import aware, iso
 
 
 @dataclass(frozen=True)

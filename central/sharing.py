@@ -23,11 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import audit
-from central.clock import iso, utcnow
+from central.clock import utcnow
 from central.errors import ApiError
 from central.purposes import SHARING_PURPOSE, check_case
 from central.schema import agencies, read_images, reads, share_requests
 from central.search import filters, read_doc, selection_from
+from wire.times import iso
 
 KINDS = ("law_enforcement", "prosecutorial", "other")
 MAX_RELEASE = 10000

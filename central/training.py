@@ -12,9 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import audit
-from central.clock import iso, utcnow
+from central.clock import utcnow
 from central.schema import training_records, users
 from central.users import require
+from wire.times import iso
 
 
 def record(engine: sa.Engine, username: str, course: str, completed_on: date, expires_on: date,

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from central.clock import utcnow
 from central.errors import ApiError
 from central.schema import enroll_tokens, units
-
-UNIT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SITE_RE = UNIT_ID_RE
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from wire.read import ID_MAX, ID_RE
+from wire.times import iso
 
 
 def _hash(token: str) -> str:
@@ -33,8 +28,8 @@ def _hash(token: str) -> str:
 
 
 def make_token(engine: sa.Engine, site: str, ttl: timedelta) -> tuple[str, datetime]:
-    if not SITE_RE.match(site):
-        raise ValueError(f"site {site!r}: use letters, digits, '.', '_' or '-' (max 64)")
+    if not ID_RE.match(site):
+        raise ValueError(f"site {site!r}: use letters, digits, '.', '_' or '-' (max {ID_MAX})")
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with engine.begin() as conn:
@@ -53,8 +48,8 @@ def parse_public_key(b64: str) -> Ed25519PublicKey:
 
 def enrol(engine: sa.Engine, token: str, unit_id: str, public_key_b64: str) -> str:
     """Spend `token` and register the unit; returns its site. The token stays unspent on any refusal."""
-    if not UNIT_ID_RE.match(unit_id or ""):
-        raise ApiError(400, "unit_id: use letters, digits, '.', '_' or '-' (max 64)")
+    if not ID_RE.match(unit_id or ""):
+        raise ApiError(400, f"unit_id: use letters, digits, '.', '_' or '-' (max {ID_MAX})")
     parse_public_key(public_key_b64)
     now = utcnow()
     try:
@@ -101,17 +96,9 @@ def get_unit(conn: sa.Connection, unit_id: str) -> UnitRow | None:
     return UnitRow(*row) if row else None
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:            # SQLite gives naive datetimes; everything stored is UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def list_units(engine: sa.Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(units).order_by(units.c.unit_id)).mappings().all()
     return [{"unit_id": r["unit_id"], "site": r["site"], "status": r["status"],
-             "enrolled_at": _iso(r["enrolled_at"]), "revoked_at": _iso(r["revoked_at"]),
-             "last_seen_at": _iso(r["last_seen_at"])} for r in rows]
+             "enrolled_at": iso(r["enrolled_at"]), "revoked_at": iso(r["revoked_at"]),
+             "last_seen_at": iso(r["last_seen_at"])} for r in rows]

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from central import audit
-from central.clock import aware, iso, utcnow
+from central.clock import utcnow
 from central.config import Settings
 from central.errors import ApiError
 from central.roles import ROLES, check_role
 from central.schema import user_sessions, users
+from wire.times import aware, iso
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 

@@ -10,7 +10,8 @@
 #   3. directories: /etc/alpr-unit (root:alpr 0750), /etc/alpr-unit/identity (root 0700),
 #      /var/lib/alpr-unit (alpr 0750), /opt/alpr/slots
 #   4. a venv at /opt/alpr/venv with --system-site-packages (picamera2 and lgpio come from apt) and the
-#      Python dependencies from setup.cfg (numpy kept < 2: firmware/constraints-pi.txt)
+#      unit's Python dependencies from setup.cfg, what `pip install '.[unit]'` would pull (the bare
+#      requirements and the `unit` extra; numpy kept < 2: firmware/constraints-pi.txt)
 #   5. the code into slot a (/opt/alpr/slots/a/lib, current -> slots/a) - first install only; later
 #      versions arrive as signed bundles (alpr-unit update apply)
 #   6. /usr/local/bin/alpr-unit and alpr-provision
@@ -129,9 +130,10 @@ REQS="$VENV/alpr-requirements.txt"
 import configparser, sys
 cp = configparser.ConfigParser()
 cp.read(sys.argv[1])
-for line in cp.get("options", "install_requires").splitlines():
-    if line.strip():
-        print(line.strip())
+for section, key in (("options", "install_requires"), ("options.extras_require", "unit")):
+    for line in cp.get(section, key).splitlines():
+        if line.strip():
+            print(line.strip())
 PY
 cat "$SRC/firmware/constraints-pi.txt" >> "$REQS.new"
 if [ -f "$REQS" ] && cmp -s "$REQS" "$REQS.new"; then
@@ -150,7 +152,7 @@ if [ ! -e "$R/opt/alpr/current" ] && [ ! -L "$R/opt/alpr/current" ]; then
   STAGE="$R/opt/alpr/slots/.a.install-$$"
   rm -rf "$STAGE"
   mkdir -p "$STAGE/lib"
-  (cd "$SRC" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude=models/training -cf - unit models provisioning) \
+  (cd "$SRC" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude=models/training -cf - unit wire models provisioning) \
     | tar -C "$STAGE/lib" -xf -
   printf '{\n "version": "%s",\n "installed_at": "%s",\n "source": "install.sh"\n}\n' \
     "$VERSION" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$STAGE/slot.json"

@@ -23,13 +23,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from unit.identity import enroll
 from unit.keys import save_ed25519_private
+from wire.times import aware, parse_utc
 
 AUDIT_WHO = "hil-harness"
 AUDIT_PURPOSE = "ALPR equipment test (hardware-in-the-loop)"
@@ -148,12 +149,8 @@ class LocalCentral:
         self.stop()
 
 
-def _ts(v: Any) -> float:
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    if v.tzinfo is None:
-        v = v.replace(tzinfo=timezone.utc)        # SQLite gives back naive UTC
-    return v.timestamp()
+def _ts(v: datetime | str) -> float:
+    return aware(parse_utc(v) if isinstance(v, str) else v).timestamp()    # SQLite gives back naive UTC
 
 
 @dataclass

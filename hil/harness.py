@@ -25,10 +25,10 @@ from typing import Any, Callable
 
 from unit import clips as clips_mod
 from unit.config import RecognitionConfig, UnitConfig, parse
-from unit.contract import parse_utc, utc_ms
 from unit.service import UnitService
 from unit.sources import open_source
 from unit.sources.frames import Edge, FrameSource, ManualClock, decode_image
+from wire.times import parse_utc, utc_ms
 
 from hil.central import Enrolment, ReadWatcher, StoredRead
 from hil.report import ClipResult, ReadItem, Report, score

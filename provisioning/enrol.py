@@ -18,7 +18,6 @@ central server must not be able to push software to units.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,12 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from provisioning.common import Refused, Usage, emit, layout, need_root
-from unit import identity, seal
+from unit import identity
 from unit.identity import EnrolmentRefused
 from unit.keys import ed25519_key_id, ed25519_public_pem, load_ed25519_public
 from unit.layout import Layout, read_json, write_file
-from unit.update import utc_now
+from wire import seal
+from wire.times import utc_now
 
 NEW_TOKEN = "ask the central store's administrator for a new token: alpr-central units enroll-token --site SITE"
 
@@ -104,14 +104,14 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         raise Usage("--token is required: " + NEW_TOKEN)
     answer = _enroll(url, token, unit_id, key, ca_bundle, timeout)
     try:
-        sealing = seal.load_public(answer["sealing_public_key"])
+        sealing = seal.load_sealing_public(answer["sealing_public_key"])
         signing = load_ed25519_public(answer["signing_public_key"])
         site = str(answer["site"])
         central_release = (load_ed25519_public(answer["release_public_key"]) if answer.get("release_public_key")
                            else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise _not_an_answer(exc) from None
-    if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.key_id(sealing):
+    if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.sealing_key_id(sealing):
         raise Refused("the central store's sealing key does not match its own key id; nothing pinned")
     source = None
     problem = None
@@ -130,9 +130,9 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
     else:
         problem = ("the central store does not hand out a release key and no --release-key was given: updates "
                    "will be refused until one is pinned: alpr-provision enroll --central URL --release-key release.pub")
-    write_file(lay.seal_pub, base64.b64encode(seal.raw_public(sealing)).decode("ascii") + "\n", 0o644)
+    write_file(lay.seal_pub, seal.sealing_public_b64(sealing) + "\n", 0o644)
     doc = {"url": url.rstrip("/"), "unit_id": unit_id, "site": site, "unit_key_id": identity.key_id(key),
-           "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.key_id(sealing),
+           "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.sealing_key_id(sealing),
            "signing_public_key": answer["signing_public_key"], "signing_key_id": ed25519_key_id(signing),
            "ca_bundle": ca_bundle or "", "enrolled_at": utc_now()}
     if release is not None and source:

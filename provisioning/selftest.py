@@ -363,8 +363,10 @@ def check_disk(ctx: Context) -> list[Check]:
 
 def check_central(ctx: Context) -> list[Check]:
     import requests
-    from unit.heartbeat import HEARTBEAT_PATH, system_facts
+    from unit.heartbeat import system_facts
     from unit.uplink import SignedClient
+    from wire import paths
+    from wire.times import utc_now
     url = ctx.url
     if not url:
         return [Check("central", "fail", "no central store URL (uplink.url)", "enroll first: alpr-provision enroll")]
@@ -388,8 +390,8 @@ def check_central(ctx: Context) -> list[Check]:
     session.verify = ctx.verify
     client = SignedClient(url, unit_id, key, session, timeout=(ctx.opts.timeout, ctx.opts.timeout))
     try:
-        hb = client.post_json(HEARTBEAT_PATH, {"sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                               "selftest": True, **system_facts(ctx.lay.state if ctx.lay.state.exists() else "/")})
+        hb = client.post_json(paths.HEARTBEAT, {"sent_at": utc_now(),
+                                                "selftest": True, **system_facts(ctx.lay.state if ctx.lay.state.exists() else "/")})
     except requests.RequestException as exc:
         return [Check("central", "fail", f"{url} answered once, then failed ({exc.__class__.__name__})",
                       "an unstable link: check the network, then run the selftest again")]

@@ -29,10 +29,11 @@ from typing import Any, Callable
 
 from provisioning.common import Usage, emit, layout, need_root
 from unit import identity
-from unit.config import DIRECTIONS, SENSOR_KINDS, ConfigError, parse
+from unit.config import SENSOR_KINDS, ConfigError, parse
 from unit.layout import Layout, chown_service, read_json, secure_dir, write_file
 from unit.sources import KINDS
-from unit.update import utc_now
+from wire.read import DIRECTIONS
+from wire.times import utc_now
 
 CAMERA_KINDS = tuple(KINDS)
 SENSOR_ALIASES = {"ir": "ir_beam", "beam": "ir_beam", "ir-beam": "ir_beam", "irbeam": "ir_beam", "": "none"}

@@ -32,10 +32,10 @@ fi
 STAMP=.venv/.alpr-demo-installed
 WANT=$(cat setup.cfg pyproject.toml | .venv/bin/python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] || ! .venv/bin/python -c 'import fastapi, unit.service, central.cli' 2>/dev/null; then
-  say "installing the project and the central store's dependencies into .venv..."
+  say "installing the project with both roles (unit and central) into .venv..."
   LOG=.venv/alpr-demo-install.log
   if ! { .venv/bin/pip install -q --disable-pip-version-check --upgrade pip \
-         && .venv/bin/pip install -q --disable-pip-version-check -e '.[central]'; } >"$LOG" 2>&1; then
+         && .venv/bin/pip install -q --disable-pip-version-check -e '.[unit,central]'; } >"$LOG" 2>&1; then
     cat "$LOG" >&2
     say "demo: installing failed (log above, also in $LOG)" >&2
     exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with the runtime, central and test dependencies, then run the suite.
+# Set up a virtual environment with both roles (unit and central) and the test tools, then run the suite.
 # The console's browser tests drive Debian's chromium through Playwright (never a browser download):
 # it is installed here with apt when missing (quietly; nothing happens when it is there).
 set -euo pipefail
@@ -17,5 +17,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/pip install -q --disable-pip-version-check -e '.[central,test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[unit,central,test]'
 exec .venv/bin/python -m pytest -q "$@"

@@ -38,9 +38,10 @@ from central.api import create_app
 from central.config import Limits
 from central.keys import CentralKeys, load_keys
 from central.schema import metadata
-from unit import seal
-from unit.contract import Read, utc_ms
 from unit.identity import enroll
+from wire import batch, seal
+from wire.read import Read
+from wire.times import utc_ms
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("ALPR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -269,7 +270,7 @@ def enrol_unit(central_url: str, store: Store, unit_id: str = "unit-1", site: st
     token, _ = units.make_token(store.engine, site, timedelta(minutes=10))
     key = Ed25519PrivateKey.generate()
     answer = enroll(central_url, token, unit_id, key)
-    return EnrolledUnit(unit_id, answer["site"], key, seal.load_public(answer["sealing_public_key"]))
+    return EnrolledUnit(unit_id, answer["site"], key, seal.load_sealing_public(answer["sealing_public_key"]))
 
 
 def make_read(unit: EnrolledUnit, recipient=None, **overrides: Any) -> tuple[str, str, dict[str, Any]]:
@@ -286,7 +287,7 @@ def make_read(unit: EnrolledUnit, recipient=None, **overrides: Any) -> tuple[str
 
 
 def batch_body(reads: list[tuple[str, str, dict[str, Any]]]) -> bytes:
-    return json.dumps({"reads": [{"read_id": r, "captured_at": c, "envelope": e} for r, c, e in reads]}).encode()
+    return json.dumps(batch.request(batch.item(r, c, e) for r, c, e in reads)).encode()
 
 
 def fill_buffer(buffer, unit: EnrolledUnit, n: int) -> list[str]:

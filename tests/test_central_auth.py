@@ -8,8 +8,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.config import Limits
-from unit.signing import sign_headers
 from unit.uplink import SignedClient
+from wire.signing import sign_headers
 
 pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import batch_body, enrol_unit, make_read, start_central  # noqa: E402

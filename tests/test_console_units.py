@@ -105,3 +105,17 @@ def test_dates_from_forms_are_days_in_the_stores_time_zone():
     assert day_bound("2026-12-06T10:00:00Z", "from", zone) == "2026-12-06T10:00:00Z"      # a full time is kept
     with pytest.raises(ValueError, match="^to: a date"):
         day_bound("2026-13-01", "to", zone)
+
+
+@pytest.mark.parametrize("size, progressive", [((640, 360), False), ((960, 540), True), ((1, 1), False)])
+def test_jpeg_size_is_read_from_the_frame_header(size, progressive):
+    import io
+    from PIL import Image
+    from central.console.search_pages import box_overlay, jpeg_size
+    out = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(out, "JPEG", progressive=progressive)
+    assert jpeg_size(out.getvalue()) == size
+    assert jpeg_size(b"not a jpeg") is None and jpeg_size(out.getvalue()[:20]) is None
+    if size == (960, 540):              # a 1920x1080 frame sent downscaled: the box is halved
+        assert box_overlay([100, 200, 300, 260], size, (1920, 1080)) == {"x": 50, "y": 100, "w": 100, "h": 30}
+        assert box_overlay([100, 200, 300, 260], size, None) is None

@@ -95,7 +95,8 @@ def test_install_into_throwaway_root_is_complete_and_idempotent(target):
     cfg = (root / "opt/alpr/venv/pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg
     reqs = (root / "opt/alpr/venv/alpr-requirements.txt").read_text()
-    assert "gpiozero" in reqs and "numpy>=1.24,<2" in reqs
+    assert "gpiozero" in reqs and "cryptography" in reqs and "numpy>=1.24,<2" in reqs
+    assert "fastapi" not in reqs.lower() and "sqlalchemy" not in reqs.lower()     # the unit's role only
 
     # directories: identity root only, config readable by the service group, state owned by the service
     def mode(rel):
@@ -109,7 +110,7 @@ def test_install_into_throwaway_root_is_complete_and_idempotent(target):
     # code in slot a, current -> slots/a, commands that run from current
     assert os.readlink(root / "opt/alpr/current") == "slots/a"
     lib = root / "opt/alpr/slots/a/lib"
-    assert (lib / "unit/update.py").is_file() and (lib / "models/reader.tflite").is_file()
+    assert (lib / "unit/update.py").is_file() and (lib / "wire/read.py").is_file() and (lib / "models/reader.tflite").is_file()
     assert not (lib / "models/training").exists() and not list(lib.rglob("__pycache__"))
     assert '"source": "install.sh"' in (root / "opt/alpr/slots/a/slot.json").read_text()
     wrapper = (root / "usr/local/bin/alpr-unit").read_text()

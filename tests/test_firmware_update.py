@@ -7,7 +7,6 @@ way the real service does (or, for the broken release, never does).
 """
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -26,7 +25,7 @@ from unit import cli as unit_cli
 from unit import update
 from unit.keys import ed25519_key_id, ed25519_public_pem, load_ed25519_public
 from unit.layout import Layout
-from unit.seal import raw_public
+from wire.seal import sealing_public_b64
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,7 +94,7 @@ class Unit:
         etc.mkdir(parents=True)
         self.layout.state.mkdir(parents=True)
         (etc / "release.pub").write_bytes(ed25519_public_pem(release.public_key()))
-        (etc / "central-seal.pub").write_text(base64.b64encode(raw_public(X25519PrivateKey.generate().public_key())).decode())
+        (etc / "central-seal.pub").write_text(sealing_public_b64(X25519PrivateKey.generate().public_key()))
         self.status = self.layout.state / "status.json"
         (etc / "config.toml").write_text(f'''
 unit_id = "u1"
@@ -282,14 +281,17 @@ def test_build_bundle_of_this_repository_installs_and_imports(tmp_path):
     layout = Layout(tmp_path / "root")
     v = update.install_slot(layout, "a", bundle, load_ed25519_public(key.with_suffix(".pub").read_bytes()))
     paths = {e["path"] for e in v.manifest["files"]}
-    assert {"lib/unit/update.py", "lib/models/reader.tflite", "lib/provisioning/testplate.jpg"} <= paths
+    assert {"lib/unit/update.py", "lib/wire/read.py", "lib/models/reader.tflite", "lib/provisioning/testplate.jpg"} <= paths
     assert not any("/training/" in p or p.endswith(".pyc") for p in paths)
     assert update.verify_slot(layout, "a") == []
     lib = layout.slot("a") / "lib"
-    probe = subprocess.run([sys.executable, "-c", "import unit.cli, provisioning.cli, unit.recognise as r; print(r.MODEL_DIR)"],
+    probe = subprocess.run([sys.executable, "-c", "import unit.cli, provisioning.cli, wire, unit.recognise as r; "
+                            "print(r.MODEL_DIR); print(wire.__file__)"],
                            env={**os.environ, "PYTHONPATH": str(lib)}, cwd=tmp_path, capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
-    assert Path(probe.stdout.strip()).resolve() == (lib / "models").resolve()
+    model_dir, wire_file = probe.stdout.split()
+    assert Path(model_dir).resolve() == (lib / "models").resolve()
+    assert Path(wire_file).resolve().is_relative_to(lib.resolve())          # the contract travels in the bundle
 
 
 def test_release_needing_packages_the_venv_lacks_is_refused(unit, capsys):

@@ -2,7 +2,6 @@
 unit with real gpiozero MockFactory pins (no central store here: see test_hil_harness.py)."""
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
@@ -13,10 +12,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import cli, clips, seal
+from unit import cli, clips
 from unit.config import load
 from unit.sources.frames import Frame, ManualClock
 from unit.sources.replay import ReplaySource
+from wire import seal
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "hil" / "clips"
@@ -33,7 +33,7 @@ def pins():
 @pytest.fixture
 def unit_toml(tmp_path):
     central = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(central.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(central.public_key()))
     text = (EXAMPLE.read_text()
             .replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
             .replace('kind = "picamera2"', 'kind = "replay"')

@@ -2,7 +2,6 @@
 the unit running and storing reads, and says why in its health and in `alpr-unit status`."""
 from __future__ import annotations
 
-import base64
 import threading
 from pathlib import Path
 
@@ -11,12 +10,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import seal, status
+from unit import status
 from unit.commands.status import render
 from unit.config import load
 from unit.service import UnitService
 from unit.sources.frames import ManualClock
 from unit.sources.pushed import QueueSource
+from wire import seal
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"
@@ -25,7 +25,7 @@ EXAMPLE = ROOT / "unit" / "example-config.toml"
 @pytest.fixture
 def toml(tmp_path):
     central = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(central.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(central.public_key()))
     text = (EXAMPLE.read_text()
             .replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
             .replace("/etc/alpr-unit/identity.key", str(tmp_path / "missing-identity.pem"))
@@ -113,7 +113,7 @@ def test_an_unreachable_store_shows_as_offline_and_stop_is_prompt(toml):
     cfg = load(toml)
     svc = _run(cfg)
     # a read waiting in the buffer makes the uplink try, fail, and back off
-    from unit.contract import utc_ms
+    from wire.times import utc_ms
     svc.unit.buffer.put("00000000-0000-4000-8000-000000000001", utc_ms(time.time()), {"v": 1, "ct": "AAAA"})
     end = time.monotonic() + 10
     while time.monotonic() < end and svc.health.get("uplink").get("state") != "offline":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from central import audit, plates, search
+from central import audit, search
 from central.errors import ApiError
 from central.purposes import PURPOSES
 
@@ -67,13 +67,6 @@ def test_exact_and_partial_plates(policy):
         r = officer.post("/v1/search", json={**SEARCH, "plate": bad})
         assert r.status_code == 400, bad
     assert policy.store.count() == 7
-
-
-def test_like_translation_escapes_its_own_metacharacters():
-    assert plates.to_like("7AB?12*") == "7AB_12%"
-    assert plates.to_like("A%B_C\\") == "A\\%B\\_C\\\\"
-    assert plates.check("7ab**c", 2) == "7AB*C"
-    assert plates.to_regex("7AB?12*").fullmatch("7ABX12") and not plates.to_regex("7AB?12*").fullmatch("7AB12")
 
 
 def test_filters_time_site_lane_direction_and_crop(policy):

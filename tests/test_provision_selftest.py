@@ -6,7 +6,6 @@ lane's radar stays silent. The camera is the Pi camera, which does not exist her
 """
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -21,8 +20,7 @@ from provisioning import cli
 from unit import identity
 from unit.keys import ed25519_key_id, ed25519_public_b64
 from unit.layout import Layout
-from unit.seal import key_id as seal_key_id
-from unit.seal import raw_public
+from wire.seal import sealing_key_id, sealing_public_b64
 
 pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import free_port  # noqa: E402
@@ -35,11 +33,11 @@ def enrolled_root(tmp_path, url: str):
     lay = Layout(root)
     sealing = X25519PrivateKey.generate().public_key()
     signing = Ed25519PrivateKey.generate().public_key()
-    lay.seal_pub.write_text(base64.b64encode(raw_public(sealing)).decode())
+    lay.seal_pub.write_text(sealing_public_b64(sealing))
     _uid, key = identity.load(lay)
     lay.central_json.write_text(json.dumps({
         "url": url, "unit_id": "gate9", "site": "port-south", "unit_key_id": identity.key_id(key),
-        "sealing_public_key": base64.b64encode(raw_public(sealing)).decode(), "sealing_key_id": seal_key_id(sealing),
+        "sealing_public_key": sealing_public_b64(sealing), "sealing_key_id": sealing_key_id(sealing),
         "signing_public_key": ed25519_public_b64(signing), "signing_key_id": ed25519_key_id(signing), "ca_bundle": ""}))
     return root
 

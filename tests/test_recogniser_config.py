@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from unit import clips, recognise, seal
+from unit import clips, recognise
 from unit.config import RecognitionConfig, parse
 from unit.recognise import framing_sets
+from wire import seal
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_PASS_ONE_ROW = {"framings": 1, "two_row_plates": False}
@@ -24,7 +25,7 @@ def _b64(raw: bytes) -> str:
 
 def _config(tmp_path, recognition: dict):
     doc = {"unit_id": "u1", "site": "s1", "recognition": recognition, "lanes": [{"name": "in"}],
-           "central": {"public_key": _b64(seal.raw_public(X25519PrivateKey.generate().public_key()))},
+           "central": {"public_key": seal.sealing_public_b64(X25519PrivateKey.generate().public_key())},
            "camera": {"kind": "replay", "replay": {"path": str(tmp_path)}}}
     return parse(doc, base=tmp_path)
 
@@ -68,7 +69,7 @@ def test_hil_harness_reads_as_its_unit_config_says(tmp_path, built):
     from hil.central import Enrolment
     from hil.harness import Harness, Options, unit_config
     enrolment = Enrolment("http://127.0.0.1:9", "hil-u", "s1", tmp_path / "id.pem",
-                          _b64(seal.raw_public(X25519PrivateKey.generate().public_key())),
+                          seal.sealing_public_b64(X25519PrivateKey.generate().public_key()),
                           _b64(Ed25519PrivateKey.generate().public_key().public_bytes_raw()))
     opts = Options(base_config={"recognition": ONE_PASS_ONE_ROW}, workdir=tmp_path)
     clip = clips.load(ROOT / "hil" / "clips" / "01-day-one-lane")

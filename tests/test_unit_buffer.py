@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives import serialization
 
-from unit import seal
 from unit.buffer import BufferFull, SealedBuffer, read_stats
-from unit.contract import Read, new_read_id, utc_ms, validate
+from wire import seal
+from wire.read import Read, new_read_id, validate
+from wire.times import utc_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,10 +156,11 @@ def test_full_disk_is_a_clear_error_and_acknowledged_reads_make_room(tmp_path):
 
 WRITER = textwrap.dedent("""
     import os, sys, time
-    from unit import seal
+    from wire import seal
     from unit.buffer import SealedBuffer
-    from unit.contract import new_read_id, utc_ms
-    pub = seal.load_public(sys.argv[2])
+    from wire.read import new_read_id
+    from wire.times import utc_ms
+    pub = seal.load_sealing_public(sys.argv[2])
     buf = SealedBuffer(sys.argv[1])
     print("ready", flush=True)
     while True:
@@ -171,7 +173,7 @@ WRITER = textwrap.dedent("""
 
 def test_kill_minus_9_loses_nothing_reported_and_leaves_nothing_half_written(tmp_path):
     central = X25519PrivateKey.generate()
-    pub = base64.b64encode(seal.raw_public(central.public_key())).decode()
+    pub = seal.sealing_public_b64(central.public_key())
     path = tmp_path / "b.sqlite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(1234)
@@ -208,7 +210,7 @@ def test_buffer_and_whole_config_without_central_private_key_decrypt_nothing(tmp
     identity = Ed25519PrivateKey.generate()      # the unit's own key, also on the SD card
     (tmp_path / "identity.key").write_bytes(identity.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    pub_b64 = base64.b64encode(seal.raw_public(central_pub)).decode()
+    pub_b64 = seal.sealing_public_b64(central_pub)
     (tmp_path / "central-seal.pub").write_text(pub_b64)
     path = tmp_path / "b.sqlite"
     buf = SealedBuffer(path)
@@ -227,7 +229,7 @@ def test_buffer_and_whole_config_without_central_private_key_decrypt_nothing(tmp
 
     ident_raw = identity.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                        serialization.NoEncryption())
-    pub_raw = seal.raw_public(seal.load_public((tmp_path / "central-seal.pub").read_text()))
+    pub_raw = seal.raw_sealing_public(seal.load_sealing_public((tmp_path / "central-seal.pub").read_text()))
     guesses = [X25519PrivateKey.generate(), X25519PrivateKey.from_private_bytes(pub_raw),
                X25519PrivateKey.from_private_bytes(ident_raw)]
     buf = SealedBuffer(path)

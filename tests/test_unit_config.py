@@ -1,7 +1,6 @@
 """The unit config: the shipped example is valid, errors name the key, live keys reload through watchdog."""
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from pathlib import Path
@@ -11,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import seal
 from unit.config import ConfigError, changed_keys, live_keys, load, merge_live
 from unit.reload import FileWatcher
 from unit.sources.pushed import QueueSource
+from wire import seal
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 
@@ -22,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 @pytest.fixture
 def cfgdir(tmp_path):
     key = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(key.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(key.public_key()))
     text = EXAMPLE.read_text().replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
     (tmp_path / "unit.toml").write_text(text)
     return tmp_path
@@ -46,7 +45,7 @@ def test_example_config_is_valid_and_complete(cfgdir):
     assert cfg.camera.pre_trigger_frames == 3 and cfg.camera.burst_frames == 5
     assert cfg.buffer.path == str(cfgdir / "buf.sqlite") and cfg.buffer.max_mb == 512
     assert cfg.uplink.batch_size == 50 and cfg.uplink.url.startswith("https://")
-    assert cfg.central_kid == seal.key_id(cfg.central_public_key)
+    assert cfg.central_kid == seal.sealing_key_id(cfg.central_public_key)
     assert cfg.status_path == str(cfgdir / "buf.sqlite") + ".status.json"
     assert cfg.recognition.two_row_plates is True and cfg.recognition.framings == 2
 

@@ -15,12 +15,13 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
-from unit import seal
 from unit.buffer import SealedBuffer
 from unit.config import load
-from unit.contract import utc_ms, validate
 from unit.sources.frames import ManualClock, decode_image
 from unit.sources.pushed import QueueSource
+from wire import seal
+from wire.read import validate
+from wire.times import utc_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"
@@ -38,7 +39,7 @@ PHOTOS = [US / n for n in ("us1.jpg", "wts-lg-000080.jpg", "wts-lg-000165.jpg")]
 @pytest.fixture
 def rig(tmp_path):
     central = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(central.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(central.public_key()))
     text = (EXAMPLE.read_text()
             .replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
             .replace("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.0, 0.0, 1.0, 1.0]")

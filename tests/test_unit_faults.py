@@ -14,14 +14,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import seal
 from unit.buffer import SealedBuffer
 from unit.config import load
-from unit.contract import Read, new_read_id, utc_ms
 from unit.pipeline import ModelHolder, RecognitionStage
 from unit.sources.frames import BadFrame, Frame, ManualClock, decode_image
 from unit.sources.pushed import QueueSource
 from unit.sources.replay import ReplaySource
+from wire import seal
+from wire.read import Read, new_read_id
+from wire.times import utc_ms
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 US = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmark" / "endtoend" / "us"  # shared/ beside the repo
@@ -40,7 +41,7 @@ def wait_for(pred, timeout=5.0):
 @pytest.fixture
 def cfgfile(tmp_path):
     key = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(key.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(key.public_key()))
     (tmp_path / "models").mkdir()
     text = (EXAMPLE.read_text().replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
             .replace("interval_s = 5", "interval_s = 0.1").replace("stall_after_s = 5", "stall_after_s = 0.3")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import logging
@@ -16,11 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import logs, seal, status
+from unit import logs, status
 from unit.commands import status as status_command
 from unit.config import load
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.sources.pushed import QueueSource
+from wire import seal
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
 
@@ -98,7 +98,7 @@ def test_health_state_and_atomic_status_file(tmp_path):
 @pytest.fixture
 def unit_cfg(tmp_path):
     key = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(base64.b64encode(seal.raw_public(key.public_key())).decode())
+    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(key.public_key()))
     text = (EXAMPLE.read_text().replace("/var/lib/alpr-unit/buffer.sqlite", str(tmp_path / "buf.sqlite"))
             .replace("interval_s = 5", "interval_s = 0.1")
             .replace('model_dir = ""', f'model_dir = "{tmp_path / "no-models"}"'))

@@ -134,13 +134,11 @@ def test_grey_and_four_channel_frames_become_rgb():
 
 # -- the registry --------------------------------------------------------------------------------------------
 def _config(tmp_path, camera: str):
-    import base64
-
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from unit import seal
     from unit.config import load
-    key = base64.b64encode(seal.raw_public(X25519PrivateKey.generate().public_key())).decode()
+    from wire import seal
+    key = seal.sealing_public_b64(X25519PrivateKey.generate().public_key())
     (tmp_path / "unit.toml").write_text(f"""unit_id = "u1"
 site = "s1"
 [central]

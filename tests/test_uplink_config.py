@@ -16,7 +16,7 @@ from unit.buffer import SealedBuffer
 from unit.config import UplinkConfig
 from unit.identity import enroll
 from unit.keys import load_ed25519_private
-from unit.seal import load_public
+from wire.seal import load_sealing_public
 
 pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import EnrolledUnit, fill_buffer  # noqa: E402
@@ -37,7 +37,7 @@ def test_uplink_and_heartbeat_from_config(central, tmp_path):
                              "--purpose", "wanted_vehicle", "--case", "DR-1") == 0
 
     with SealedBuffer(tmp_path / "buffer.sqlite") as buffer:
-        unit = EnrolledUnit("unit-c", answer["site"], key, load_public(answer["sealing_public_key"]))
+        unit = EnrolledUnit("unit-c", answer["site"], key, load_sealing_public(answer["sealing_public_key"]))
         ids = fill_buffer(buffer, unit, 20)
         up = uplink.from_config(section, "unit-c", buffer, state_path=tmp_path / "uplink.json")
         assert up.batch_size == 7

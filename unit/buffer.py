@@ -1,7 +1,7 @@
 """The sealed rolling buffer: where reads wait, already sealed, until central acknowledges them.
 
 Only what the uplink needs is in clear (read_id, captured_at, size, attempts, state, times); the payload
-is an envelope from `unit.seal`, which this unit cannot open (its ciphertext is kept as raw bytes, a
+is an envelope from `wire.seal`, which this unit cannot open (its ciphertext is kept as raw bytes, a
 quarter smaller than its base64). SQLite in WAL mode with synchronous=FULL,
 so a `put()` that returned survives `kill -9` and power loss, and a write cut short leaves nothing.
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from unit.config import CameraConfig, LaneConfig
-from unit.contract import new_read_id
 from unit.sensors import Presence
 from unit.sources.frames import Frame
+from wire.read import new_read_id
 
 log = logging.getLogger("unit.burst")
 

@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from unit.config import CameraConfig, LaneConfig
-from unit.contract import utc_ms
+from wire.read import PLATE_RE
+from wire.times import utc_ms
 
 FORMAT = "alpr-clip"
 VERSION = 1
 CLIP_FILE, EVENTS_FILE, TRUTH_FILE, FRAMES_DIR = "clip.json", "events.jsonl", "truth.json", "frames"
-PLATE_OK = re.compile(r"^[A-Z0-9]{1,10}$")
 DEFAULT_TOLERANCE_S = 2.0
 # labelling: presences shorter than this are bounces, and gaps shorter than this join two presences
 MIN_PRESENCE_S, JOIN_GAP_S = 0.08, 0.4
@@ -248,7 +247,7 @@ def load_truth(root: Path) -> Truth:
         if not isinstance(v, dict) or not isinstance(v.get("plate"), str) or "lane" not in v:
             raise ClipError(f"{p}: vehicles[{i}]: expected {{\"plate\", \"lane\", \"t\"}}")
         plate = normalise_plate(v["plate"])
-        if not PLATE_OK.match(plate):
+        if not PLATE_RE.match(plate):
             raise ClipError(f"{p}: vehicles[{i}].plate: expected 1-10 of A-Z0-9, got {v['plate']!r}")
         vehicles.append(Vehicle(plate, str(v["lane"]), _num(v.get("t"), f"{p}: vehicles[{i}].t"), str(v.get("note", ""))))
     tol = doc.get("tolerance_s", DEFAULT_TOLERANCE_S)
@@ -343,7 +342,7 @@ def label(clip: Clip, plates: list[str | None] | None = None, add: list[Vehicle]
             if plate is None:
                 continue
             p = normalise_plate(plate)
-            if not PLATE_OK.match(p):
+            if not PLATE_RE.match(p):
                 raise ValueError(f"plate {plate!r}: must have 1-10 letters or digits")
             vehicles = [v for v in vehicles if not (v.lane == lane and abs(v.t - start) < 1e-3)]
             vehicles.append(Vehicle(p, lane, start))

@@ -20,10 +20,11 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from unit import seal, sources
+from unit import sources
 from unit.schema import DERIVED, ConfigError, Section, is_live, key, read   # ConfigError: callers take it from here
+from wire import seal
+from wire.read import CANDIDATES_MAX, DIRECTIONS
 
-DIRECTIONS = ("in", "out", "unknown")
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
@@ -113,7 +114,7 @@ class CameraConfig:
 class RecognitionConfig:
     model_dir: str = field(default="", metadata=key(path=True))   # empty: the models shipped in the package
     threads: int = field(default=1, metadata=key(1, 16))
-    top_n: int = field(default=5, metadata=key(1, 20))
+    top_n: int = field(default=5, metadata=key(1, CANDIDATES_MAX))
     framings: int = field(default=2, metadata=key(1, 2))           # reader passes per plate (unit.recognise)
     two_row_plates: bool = True        # also read a two-row plate with its rows side by side (unit.rows)
     min_det_score: float = field(default=0.3, metadata=key(0, 1, live=True))
@@ -277,7 +278,7 @@ def _load_key(top: Section, base: Path) -> X25519PublicKey:
             raise ConfigError(f"{name}: expected a readable X25519 public key file, got {str(p)!r} "
                               f"({type(exc).__name__})") from None
     try:
-        return seal.load_public(text)
+        return seal.load_sealing_public(text)
     except (ValueError, base64.binascii.Error, UnicodeError) as exc:
         raise ConfigError(f"{name}: expected an X25519 public key (raw base64 or PEM), {exc}") from None
 
@@ -335,7 +336,7 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
         unit_id=top.text("unit_id", nonempty=True),
         site=top.text("site", nonempty=True),
         central_public_key=public_key,
-        central_kid=seal.key_id(public_key),
+        central_kid=seal.sealing_key_id(public_key),
         camera=_camera(top, resolve),
         lanes=_lanes(top),
         path=path,

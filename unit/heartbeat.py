@@ -2,13 +2,12 @@
 
 The heartbeat answer carries the store's current hot-list ETag, so an unchanged list costs nothing;
 a changed one is fetched with If-None-Match and accepted only if the central Ed25519 signature over
-the exact body verifies. It is then written, atomically, in the on-device format `unit.hotlist`
-reads (`PATTERN,LABEL` a line) to the [hotlist] path, which the service's watcher reloads.
+the exact body verifies (`wire.hotlist`). It is then written, atomically, in the on-device format
+`unit.hotlist` reads (`PATTERN,LABEL` a line) to the [hotlist] path, which the service's watcher reloads.
 """
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import shutil
@@ -18,20 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import requests
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from unit import hotlist as unit_hotlist
-from unit.contract import utc_ms
 from unit.uplink import SignedClient, Uplink
+from wire import paths
+from wire.hotlist import SIGNATURE_HEADER, verified_entries
+from wire.times import utc_ms
 
 if TYPE_CHECKING:
     from unit.config import UplinkConfig
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_PATH = "/v1/heartbeat"
-HOTLIST_PATH = "/v1/hotlist"
 
 
 def system_facts(disk_path: str | Path = "/") -> dict[str, Any]:
@@ -81,16 +78,16 @@ class HotListPuller:
     def pull(self) -> bool:
         """Fetch if changed; True when a new, verified list was written."""
         headers = {"If-None-Match": self.etag} if self.etag and self.path.exists() else {}
-        resp = self.client.request("GET", HOTLIST_PATH, b"", headers)
+        resp = self.client.request("GET", paths.HOTLIST, b"", headers)
         if resp.status_code == 304:
             return False
         if resp.status_code != 200:
             raise RuntimeError(f"hot list: HTTP {resp.status_code}")
         try:
-            self.central_key.verify(base64.b64decode(resp.headers.get("X-Central-Signature", "")), resp.content)
-            text = to_unit_format(json.loads(resp.content)["entries"])
+            entries = verified_entries(resp.content, resp.headers.get(SIGNATURE_HEADER, ""), self.central_key)
+            text = to_unit_format(entries)
             parsed = unit_hotlist.parse(text, "hot list from central")
-        except (InvalidSignature, ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise RuntimeError(f"hot list: signature or format wrong ({exc}); keeping the old list") from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # list first, ETag second: a crash between them means one more fetch, never a stale list kept
@@ -115,7 +112,7 @@ class Heartbeat:
 
     def beat(self) -> bool:
         try:
-            resp = self.client.post_json(HEARTBEAT_PATH, {"sent_at": utc_ms(time.time()), **self.collect()})
+            resp = self.client.post_json(paths.HEARTBEAT, {"sent_at": utc_ms(time.time()), **self.collect()})
             if resp.status_code != 200:
                 raise RuntimeError(f"heartbeat: HTTP {resp.status_code}")
             etag = resp.json().get("hotlist_etag")

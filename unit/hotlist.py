@@ -1,9 +1,9 @@
 """The on-device hot list: plates (or partial plates, policy 462.3(c)) to alert on as they pass.
 
 The central store is the authority and sends lists down; the unit only matches. File format: one
-entry a line, `PATTERN[,LABEL]`, `#` starts a comment; in PATTERN `*` stands for any run of characters
-and `?` for one. A match is an unverified alert (policy 462.3(f)): it is logged by label and read_id,
-never by plate.
+entry a line, `PATTERN[,LABEL]`, `#` starts a comment; PATTERN is a `wire.patterns` pattern (`*` any
+run of characters, `?` one), in which spaces, dashes and dots are dropped. A match is an unverified
+alert (policy 462.3(f)): it is logged by label and read_id, never by plate.
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_OK = re.compile(r"^[A-Z0-9*?]{1,12}$")
+from wire import patterns
+
+_SEPARATORS = re.compile(r"[\s\-.]")
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,11 @@ def parse(text: str, source: str = "") -> HotList:
         if not line:
             continue
         pattern, _, label = (part.strip() for part in line.partition(","))
-        pattern = re.sub(r"[\s\-.]", "", pattern.upper())
-        if not _OK.match(pattern) or pattern.strip("*?") == "":
-            raise ValueError(f"{source or 'hot list'} line {n}: {pattern!r} is not a plate pattern "
-                             "(A-Z, 0-9, * and ?, at least one character)")
-        regex = re.compile("".join(".*" if c == "*" else "." if c == "?" else c for c in pattern))
-        entries.append(Entry(pattern, label or f"line {n}", regex))   # labels, not plates, go in logs
+        try:
+            pattern = patterns.check(_SEPARATORS.sub("", pattern), min_literals=1)
+        except ValueError as exc:
+            raise ValueError(f"{source or 'hot list'} line {n}: {exc}") from None
+        entries.append(Entry(pattern, label or f"line {n}", patterns.to_regex(pattern)))  # labels, not plates, go in logs
     return HotList(entries, source)
 
 

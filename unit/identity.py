@@ -25,10 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from unit.keys import ed25519_key_id, ed25519_public_b64, load_ed25519_private, save_ed25519_private
 from unit.layout import Layout, chown_service, read_json, secure_dir, write_file
-from unit.update import utc_now
-
-ENROL_PATH = "/v1/enroll"
-UNIT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")     # as central/units.py accepts
+from wire import paths
+from wire.read import ID_MAX, ID_RE
+from wire.times import utc_now
 
 
 class IdentityError(Exception):
@@ -82,9 +81,9 @@ def _default_unit_id(key: Ed25519PrivateKey) -> str:
 
 def create(lay: Layout, unit_id: str | None = None, force: bool = False) -> dict[str, Any]:
     """Make the identity, or keep the one there (`created` False) unless `force`."""
-    if unit_id is not None and not UNIT_ID_RE.match(unit_id):
+    if unit_id is not None and not ID_RE.match(unit_id):
         raise IdentityError(f"--unit-id {unit_id!r}: use letters, digits, '.', '_' or '-' "
-                            "(max 64, first a letter or digit)")
+                            f"(max {ID_MAX}, first a letter or digit)")
     existing = read_json(lay.identity_json)
     if lay.identity_key.exists() and not force:
         have = (existing or {}).get("unit_id")
@@ -116,10 +115,10 @@ def create(lay: Layout, unit_id: str | None = None, force: bool = False) -> dict
 def enroll(url: str, token: str, unit_id: str, key: Ed25519PrivateKey, ca_bundle: str | None = None,
            timeout: float = 15.0) -> dict[str, Any]:
     """Register this unit's public key with a one-time token. Returns the store's answer: site,
-    sealing_public_key (X25519, for unit.seal), sealing_key_id, signing_public_key (Ed25519).
+    sealing_public_key (X25519, for wire.seal), sealing_key_id, signing_public_key (Ed25519).
     EnrolmentRefused when the store says no; ValueError when its answer is not a JSON object;
     requests' exceptions when it cannot be reached."""
-    resp = requests.post(url.rstrip("/") + ENROL_PATH, timeout=timeout, verify=ca_bundle or True,
+    resp = requests.post(url.rstrip("/") + paths.ENROL, timeout=timeout, verify=ca_bundle or True,
                          json={"token": token, "unit_id": unit_id, "public_key": ed25519_public_b64(key.public_key())})
     if resp.status_code != 200:
         raise EnrolmentRefused(resp.status_code, _error_detail(resp), resp.url)

@@ -1,7 +1,7 @@
 """Ed25519 keys: the unit's identity key (signs its requests) and the release key (signs updates).
 
 The helpers name the key kind because a unit also holds an X25519 key, the central store's sealing key,
-whose helpers live with the sealing code (`unit.seal`). Public keys travel as base64 of the raw 32
+whose helpers live with the sealing code (`wire.seal`). Public keys travel as base64 of the raw 32
 bytes (enrolment, the config) or as PEM (`release.pub`); private keys are unencrypted PKCS#8 PEM files,
 0600, never overwritten.
 """

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
 from typing import IO
+
+from wire.times import utc_ms
 
 _HANDLER_NAME = "alpr-unit"
 
@@ -17,8 +18,7 @@ _HANDLER_NAME = "alpr-unit"
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds")
-                  .replace("+00:00", "Z"),
+            "ts": utc_ms(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),

@@ -17,16 +17,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from unit import seal
 from unit.buffer import BufferFull, SealedBuffer, StoreError
 from unit.burst import Close, Discard, FrameWork, Open, Trigger, Work
 from unit.config import LaneConfig, RecognitionConfig, UnitConfig
-from unit.contract import PLATE_RE, Read, ReadInvalid, utc_ms, validate
 from unit.health import Health
 from unit.hotlist import HotList
 from unit.recognise import PlateRead
 from unit.sources.frames import encode_jpeg
 from unit.vote import Deduper, Vote, vote
+from wire import seal
+from wire.read import PLATE_RE, Read, ReadInvalid, validate
+from wire.times import utc_ms
 
 log = logging.getLogger("unit.pipeline")
 

@@ -37,6 +37,7 @@ from unit.pipeline import ModelHolder, RecognitionStage
 from unit.reload import FileWatcher
 from unit.sensors import Lane, Presence
 from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, check_frame
+from wire import paths
 
 log = logging.getLogger("unit.service")
 LOOP_STALL_S = 30.0          # a loop silent this long is hung: stop feeding the systemd watchdog
@@ -512,9 +513,9 @@ class UnitService:
         try:
             if not section.identity_key_path:
                 raise ValueError("uplink.identity_key_path: missing (the unit's Ed25519 key from enrolment)")
-            if section.url.rstrip("/").endswith(uplink_mod.READS_PATH):
+            if section.url.rstrip("/").endswith(paths.READS):
                 raise ValueError(f"uplink.url: expected the central store's base URL (the uplink appends "
-                                 f"{uplink_mod.READS_PATH} itself), got {section.url!r}")
+                                 f"{paths.READS} itself), got {section.url!r}")
             self.uplink = uplink_mod.from_config(section, self.cfg.unit_id, buffer, uplink_state_path(self.cfg))
             collect = heartbeat_mod.collector(buffer, self.uplink, self._hb_versions, self._heartbeat_health)
             self.heartbeat = heartbeat_mod.from_config(section, self.uplink, collect, self.cfg.hotlist.path or None)

@@ -2,7 +2,7 @@
 whose command line is `unit.commands.update`).
 
 On a unit the code lives in two slots, `/opt/alpr/slots/a` and `/opt/alpr/slots/b`, each holding
-`lib/` (the `unit`, `models` and `provisioning` packages), `slot.json` (version, when and from what it
+`lib/` (the `unit`, `wire`, `models` and `provisioning` packages), `slot.json` (version, when and from what it
 was installed) and the bundle's signed `manifest.json` + `manifest.sig`. `/opt/alpr/current` is a
 relative symlink to the running slot; the service runs `/opt/alpr/venv/bin/python -m unit.cli run`
 with `PYTHONPATH=/opt/alpr/current/lib`, so a restart picks up whatever `current` names.
@@ -43,7 +43,6 @@ import tarfile
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
@@ -53,11 +52,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from unit.health import read_status
 from unit.keys import ed25519_key_id, load_ed25519_public
 from unit.layout import SERVICE, Layout
+from wire.times import utc_now
 
 FORMAT = "alpr-bundle/1"
 SLOTS = ("a", "b")
 DEFAULT_RESTART = f"systemctl restart {SERVICE}"
-PACKAGES = ("unit", "models", "provisioning")          # what a bundle carries into lib/
+PACKAGES = ("unit", "wire", "models", "provisioning")  # what a bundle carries into lib/
 EXCLUDE_DIRS = {"__pycache__", "training", ".pytest_cache"}   # models/training never goes on a unit
 EXCLUDE_SUFFIXES = (".pyc", ".pyo")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -104,10 +104,11 @@ def setup_cfg_version(src: Path) -> str | None:
 
 
 def setup_cfg_requires(src: Path) -> list[str]:
+    """What a unit needs installed: the bare requirements and the `unit` extra of setup.cfg."""
     cp = configparser.ConfigParser()
     if not cp.read(src / "setup.cfg"):
         return []
-    raw = cp.get("options", "install_requires", fallback="")
+    raw = cp.get("options", "install_requires", fallback="") + "\n" + cp.get("options.extras_require", "unit", fallback="")
     return [line.strip() for line in raw.splitlines() if line.strip()]
 
 
@@ -145,10 +146,6 @@ def missing_requirements(requires: list[str]) -> list[str]:
 
 
 # -- building a bundle (firmware/build-bundle) -------------------------------------------------------------
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _sha256_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0

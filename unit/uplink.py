@@ -29,17 +29,17 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from unit.contract import utc_ms
 from unit.health import read_status, write_status
 from unit.keys import load_ed25519_private
-from unit.signing import sign_headers
+from wire import paths
+from wire.batch import DELIVERED, DUPLICATE, REJECTED, STORED, item, parse_response, request
+from wire.signing import sign_headers
+from wire.times import utc_ms
 
 if TYPE_CHECKING:
     from unit.config import UplinkConfig
 
 log = logging.getLogger(__name__)
-
-READS_PATH = "/v1/reads"
 
 
 class Buffer(Protocol):
@@ -51,7 +51,7 @@ class Buffer(Protocol):
 
 
 class SignedClient:
-    """requests with the unit's signature on every call (see `unit.signing`).
+    """requests with the unit's signature on every call (see `wire.signing`).
 
     If the store refuses a timestamp as stale it says its own time; the client keeps the offset so
     a unit whose clock has drifted (a Pi has no RTC) recovers without waiting for NTP.
@@ -180,10 +180,9 @@ class Uplink:
             return out
         ids = [r.read_id for r in batch]
         self.buffer.mark_attempt(ids)
-        doc = {"reads": [{"read_id": r.read_id, "captured_at": r.captured_at, "envelope": r.envelope}
-                         for r in batch]}
+        doc = request(item(r.read_id, r.captured_at, r.envelope) for r in batch)
         try:
-            resp = self.client.post_json(READS_PATH, doc)
+            resp = self.client.post_json(paths.READS, doc)
         except requests.RequestException as exc:
             out.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             return out
@@ -194,22 +193,20 @@ class Uplink:
             out.retry_after = retry_after_s(resp)
             out.error = _error_text(resp)
             return out
-        sent = set(ids)
         try:
-            results = resp.json()["results"]
-            named = {r["read_id"]: r for r in results if isinstance(r, dict) and r.get("read_id") in sent}
-        except (ValueError, KeyError, TypeError):
+            named = parse_response(resp.json(), ids)
+        except ValueError:
             out.error = "2xx answer without a readable results list"
             return out
-        acked = [rid for rid, r in named.items() if r.get("status") in ("stored", "duplicate")]
+        acked = [rid for rid, r in named.items() if r.get("status") in DELIVERED]
         self.buffer.mark_sent(acked)
         for rid, r in named.items():
-            if r.get("status") == "rejected":
+            if r.get("status") == REJECTED:
                 reason = str(r.get("reason") or "rejected by central (no reason given)")
                 self.buffer.quarantine(rid, reason)
                 log.warning("read %s rejected by central and quarantined: %s", rid, reason)
         counts = Counter(r.get("status") for r in named.values())
-        out.stored, out.duplicate, out.rejected = counts["stored"], counts["duplicate"], counts["rejected"]
+        out.stored, out.duplicate, out.rejected = counts[STORED], counts[DUPLICATE], counts[REJECTED]
         out.progress = bool(acked) or out.rejected > 0
         if not out.progress:
             out.error = "2xx answer named none of the reads sent"

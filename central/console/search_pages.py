@@ -8,7 +8,6 @@ without them, as the API does. Each results page and each read view is one audit
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,13 +73,25 @@ def search_page(request: Request, actor: Actor = Depends(page_actor("reads.searc
                   **context)
 
 
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    try:
-        from PIL import Image
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Exception:           # not an image we can measure: shown without the box
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, or None if it is not one we can read. Read here
+    rather than with Pillow: the central store's install has no imaging library."""
+    if data[:2] != b"\xff\xd8":
         return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:        # no length follows these
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # a start-of-frame segment
+            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return (width, height) if width and height else None
+        i += 2 + length
+    return None
 
 
 def box_overlay(box: list[float], image: tuple[int, int] | None, frame: tuple[int, int] | None) -> dict[str, float] | None:
@@ -112,7 +123,7 @@ def read_page(read_id: str, request: Request, actor: Actor = Depends(page_actor(
                       form={"purpose": purpose, "case_number": case_number},
                       errors={web.field_of(str(exc), ("purpose", "case_number")): str(exc)})
     context = base64.b64decode(doc["context_jpeg_b64"]) if doc.get("context_jpeg_b64") else None
-    size = _image_size(context) if context else None
+    size = jpeg_size(context) if context else None
     overlay = box_overlay(doc.get("box") or [], size, unit_health.frame_size(db, doc["unit_id"])) if size else None
     return render(request, "read.html", read=doc, image_size=size, overlay=overlay, purpose=purpose,
                   purpose_words=PURPOSES[purpose].phrase, case_number=case_number, back=back)

@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from central import access
-from central.clock import aware, iso
+from wire.times import aware, iso
 from central.config import Settings
 from central.errors import ApiError
 from central.roles import ROLES, allowed

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from central import sessions
-from central.clock import iso
 from central.config import Settings
 from central.routes.deps import actor_for, engine, settings
+from wire.times import iso
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

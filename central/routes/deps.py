@@ -25,10 +25,11 @@ from central.config import Settings
 from central.console import web
 from central.errors import ApiError
 from central.keys import CentralKeys
+from wire import paths
 
 PUBLIC = {("GET", "/policy"), ("HEAD", "/policy"), ("GET", "/openapi.json"), ("POST", "/v1/auth/login"),
-          ("POST", "/v1/enroll")}
-UNIT_SIGNED = {("POST", "/v1/reads"), ("POST", "/v1/heartbeat"), ("GET", "/v1/hotlist")}
+          ("POST", paths.ENROL)}
+UNIT_SIGNED = set(paths.SIGNED)
 
 bearer = HTTPBearer(auto_error=False, description="the token from POST /v1/auth/login")
 

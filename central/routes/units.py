@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 
 from central import unit_health
-from central.clock import iso
+from wire.times import iso
 from central.config import Settings
 from central.routes.deps import actor_for, engine, settings
 from central.sessions import Actor

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from unit.clips import PLATE_OK, TRUTH_FILE, Clip, ClipError, Vehicle, label, load, normalise_plate, summary
+from unit.clips import TRUTH_FILE, Clip, ClipError, Vehicle, label, load, normalise_plate, summary
+from wire.read import PLATE_RE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,7 +73,7 @@ def _parse_add(text: str) -> Vehicle:
     if len(parts) != 3:
         raise ValueError(f"--add {text!r}: expected PLATE@LANE@SECONDS")
     plate = normalise_plate(parts[0])
-    if not PLATE_OK.match(plate):
+    if not PLATE_RE.match(plate):
         raise ValueError(f"--add {text!r}: plate must have 1-10 letters or digits")
     try:
         t = float(parts[2])

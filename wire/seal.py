@@ -1,4 +1,4 @@
-"""Seal a read to the central store's public key so a stolen unit or SD card yields nothing.
+"""Seal a read to the central store's X25519 sealing key so a stolen unit or SD card yields nothing.
 
 Envelope (version 1), everything a unit keeps or sends about a read's content:
 
@@ -9,6 +9,9 @@ key = HKDF-SHA256(X25519(ephemeral, recipient), salt=epk || recipient_pub, info=
 The read_id is bound as associated data, so a ciphertext cannot be moved to another read's row.
 The unit holds only the recipient's *public* key and throws the ephemeral private key away at once:
 it can write sealed reads but never open them again.
+
+The helpers here handle the X25519 *sealing* key only, and say so in their names; the Ed25519 keys
+(a unit's identity, the central signing key, the release key) have their own.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION = 1
 INFO = b"alpr-read-seal-v1"
+ENVELOPE_SCHEMA = {"type": "object", "description": "sealed read, envelope version 1 (wire.seal)",
+                   "properties": {k: {"type": "string"} for k in ("kid", "epk", "nonce", "ct")} | {"v": {"type": "integer"}}}
 
 
 class SealError(ValueError):
@@ -40,17 +45,22 @@ def _unb64(s: str) -> bytes:
     return base64.b64decode(s.encode("ascii"), validate=True)
 
 
-def raw_public(key: X25519PublicKey) -> bytes:
+def raw_sealing_public(key: X25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def key_id(public: X25519PublicKey | bytes) -> str:
+def sealing_public_b64(key: X25519PublicKey) -> str:
+    """Base64 of the raw 32 bytes: the form units are given at enrolment and `load_sealing_public` reads."""
+    return _b64(raw_sealing_public(key))
+
+
+def sealing_key_id(public: X25519PublicKey | bytes) -> str:
     """Short fingerprint of a sealing public key; lets the store say 'sealed to another key'."""
-    raw = public if isinstance(public, bytes) else raw_public(public)
+    raw = public if isinstance(public, bytes) else raw_sealing_public(public)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def load_public(data: str | bytes) -> X25519PublicKey:
+def load_sealing_public(data: str | bytes) -> X25519PublicKey:
     """Accept a raw 32-byte key, its base64, or a PEM SubjectPublicKeyInfo."""
     if isinstance(data, str):
         data = data.strip().encode("ascii")
@@ -70,21 +80,21 @@ def _derive(shared: bytes, epk: bytes, recipient: bytes) -> bytes:
 
 def seal(payload: dict[str, Any], recipient: X25519PublicKey, read_id: str) -> dict[str, Any]:
     eph = X25519PrivateKey.generate()
-    epk = raw_public(eph.public_key())
-    rpk = raw_public(recipient)
+    epk = raw_sealing_public(eph.public_key())
+    rpk = raw_sealing_public(recipient)
     key = _derive(eph.exchange(recipient), epk, rpk)
     nonce = os.urandom(12)
     plain = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
     ct = AESGCM(key).encrypt(nonce, plain, read_id.encode("utf-8"))
-    return {"v": VERSION, "kid": key_id(rpk), "epk": _b64(epk), "nonce": _b64(nonce), "ct": _b64(ct)}
+    return {"v": VERSION, "kid": sealing_key_id(rpk), "epk": _b64(epk), "nonce": _b64(nonce), "ct": _b64(ct)}
 
 
 def open_sealed(envelope: dict[str, Any], private: X25519PrivateKey, read_id: str) -> dict[str, Any]:
     try:
         if envelope.get("v") != VERSION:
             raise SealError(f"unsupported envelope version {envelope.get('v')!r}")
-        rpk = raw_public(private.public_key())
-        if envelope.get("kid") != key_id(rpk):
+        rpk = raw_sealing_public(private.public_key())
+        if envelope.get("kid") != sealing_key_id(rpk):
             raise SealError("sealed to another central key")
         epk = _unb64(envelope["epk"])
         key = _derive(private.exchange(X25519PublicKey.from_public_bytes(epk)), epk, rpk)

@@ -1,7 +1,7 @@
 """The read record: what a unit produces and the central store accepts (schema version 1).
 
 `read_id` is made at capture and is the idempotency key end to end. The sensitive part (plate,
-candidates, box, crop, context frame) travels only inside a sealed envelope (see `unit.seal`); only
+candidates, box, crop, context frame) travels only inside a sealed envelope (see `wire.seal`); only
 `read_id`, `unit_id`, `captured_at` and sizes are in clear in the unit buffer and on the wire.
 """
 from __future__ import annotations
@@ -9,30 +9,31 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from wire.times import parse_utc
+
 SCHEMA_VERSION = 1
-PLATE_RE = re.compile(r"^[A-Z0-9]{1,10}$")
-DIRECTIONS = ("in", "out", "unknown")
+DIRECTIONS = ("in", "out", "unknown")         # a lane's direction of travel
+
+# -- limits: one set for the unit, ingest and the central store (central/schema.py sizes its columns from
+# these, so a value within them always fits). `validate` checks the plate; the text lengths are enforced
+# today only by PostgreSQL's columns (SQLite stores longer text) ----------------------------------------------
+PLATE_MAX = 10            # characters of a plate, A-Z and 0-9 only (checked by `validate`)
+PLATE_TEXT_MAX = 16       # what a column holding a plate or a hot-list pattern keeps (room above PLATE_MAX)
+READ_ID_LEN = 36          # a UUID as text
+ID_MAX = 64               # a unit id or a site name
+LANE_MAX = 32             # a lane name
+DIRECTION_MAX = 16        # a direction (the longest of DIRECTIONS is 7)
+REGION_MAX = 16           # a plate region such as "us-ca"
+CANDIDATES_MAX = 20       # alternative readings per read (a unit's recognition.top_n is at most this)
+
+PLATE_RE = re.compile(rf"^[A-Z0-9]{{1,{PLATE_MAX}}}$")
+ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{ID_MAX - 1}}}$")    # unit ids and sites, at enrolment
 
 
 class ReadInvalid(ValueError):
     """A read payload does not satisfy the contract; the message names the field."""
-
-
-def utc_ms(ts: float) -> str:
-    """ISO-8601 UTC with milliseconds, the only time format in the contract."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_utc(s: str) -> datetime:
-    if not isinstance(s, str) or not s.endswith("Z"):
-        raise ReadInvalid(f"time {s!r} is not ISO-8601 UTC ending in Z")
-    try:
-        return datetime.fromisoformat(s[:-1] + "+00:00")
-    except ValueError:
-        raise ReadInvalid(f"time {s!r} is not ISO-8601") from None
 
 
 def new_read_id() -> str:
@@ -80,9 +81,12 @@ def validate(payload: dict[str, Any]) -> Read:
         uuid.UUID(payload["read_id"])
     except ValueError:
         raise ReadInvalid("read_id: not a UUID") from None
-    parse_utc(payload["captured_at"])
+    try:
+        parse_utc(payload["captured_at"])
+    except ValueError as exc:
+        raise ReadInvalid(str(exc)) from None
     if not PLATE_RE.match(payload["plate"]):
-        raise ReadInvalid("plate: must be 1-10 of A-Z0-9")
+        raise ReadInvalid(f"plate: must be 1-{PLATE_MAX} of A-Z0-9")
     if not 0.0 <= float(payload["confidence"]) <= 1.0:
         raise ReadInvalid("confidence: must be within 0..1")
     if payload["direction"] not in DIRECTIONS:

@@ -4,7 +4,7 @@ A unit signs every request with its Ed25519 identity key (made at provisioning).
 
     METHOD \n PATH \n TIMESTAMP \n NONCE \n hex(SHA-256(body))
 
-sent as headers X-Unit-Id, X-Timestamp (unix seconds), X-Nonce (random, 16+ chars) and
+sent as headers X-Unit-Id, X-Timestamp (unix seconds), X-Nonce (random, 16 to 64 characters) and
 X-Signature (base64). The store refuses a timestamp outside its replay window or a nonce it has
 already seen inside that window, so a captured request cannot be sent again.
 """
@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 HEADERS = ("X-Unit-Id", "X-Timestamp", "X-Nonce", "X-Signature")
+NONCE_MIN, NONCE_MAX = 16, 64           # characters; the store refuses a nonce outside them
 
 
 def canonical(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
