@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with both roles (unit and central) and the test tools, then run the suite.
+# The console's browser tests drive Debian's chromium through Playwright (never a browser download), and the
+# camera tests run real GStreamer: both are installed here with apt when missing (quietly; nothing happens
+# when they are there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-
-# What the tests need from apt (GStreamer for the camera kinds, an RTSP server for the IP-camera tests,
-# and what PyGObject builds against), installed only when missing.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's chromium for the console's browser tests..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+         || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; then
+    echo "test.sh: could not install chromium (the browser tests will fail saying so)" >&2
+  fi
+fi
+# GStreamer for the camera kinds, an RTSP server for the IP-camera tests, what PyGObject builds against
 APT_NEEDS=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
            gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
            gir1.2-gst-rtsp-server-1.0 libgirepository1.0-dev libcairo2-dev pkg-config)
