@@ -303,7 +303,8 @@ def test_selftest_and_aim_say_what_is_missing_for_a_jetson_camera(tmp_path, caps
 
 
 def test_aim_takes_its_frame_from_an_rtsp_camera(tmp_path, capsys):
-    """`alpr-provision aim --once` with the camera an IP camera on loopback serving a demo clip."""
+    """`alpr-provision aim --once` with the camera an IP camera on loopback serving a demo clip while a
+    vehicle stands at the barrier."""
     import json
     try:
         import gi
@@ -311,7 +312,8 @@ def test_aim_takes_its_frame_from_an_rtsp_camera(tmp_path, capsys):
     except ValueError:
         pytest.skip("gst-rtsp-server not installed")
     from hil.rtsp_server import CameraServer
-    with CameraServer(CLIP, t0=time.time() - 1.3) as server:     # the clip at its first vehicle
+    stops = ROOT / "hil" / "clips" / "04-vehicle-stops"            # a vehicle waits at the barrier 1.2-6.2 s
+    with CameraServer(stops, t0=time.time() - 1.5) as server:
         cli, root = provisioned(tmp_path, capsys, "rtsp", server.url, resolution="1280x720", fps="10")
         code = cli.main(["aim", "--root", str(root), "--once", "--json", "--out", str(tmp_path / "aim")])
     doc = json.loads(capsys.readouterr().out)

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from unit import clips
+from unit import clips, status
 from unit.buffer import read_stats
 from unit.burst import FrameWork, Open
+from unit.commands.status import render
 from unit.config import parse
 from unit.service import UnitService
 from wire import seal
@@ -117,6 +118,9 @@ def test_rtsp_camera_killed_and_restarted_mid_clip(tmp_path, pins, caplog):
     stats = svc.unit.source.health()
     assert stats["lost"] >= 1 and stats["reconnects"] >= 1
     assert svc.health.counters.get("camera_gaps", 0) >= 1
+    st = status.collect(cfg)                          # what `alpr-unit status` shows of it
+    assert st["camera_stream"]["reconnects"] == stats["reconnects"] and st["camera_stream"]["frames"] > 30
+    assert f"camera stream: rtsp {server.url}: " in render(st)
 
     # no burst opened after the loss was given a frame from before it
     opened = {ids[0]: t for kind, t, ids in work if kind == "open"}

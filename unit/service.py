@@ -375,7 +375,7 @@ class Unit:
         self.health.note("lanes", {name: lane.health(now) for name, lane in self.lanes.items()})
         figures = getattr(self.source, "health", None)      # a stream's frames, drops, reconnects, latency
         if callable(figures):
-            self.health.note("camera", figures())
+            self.health.note("camera_stream", figures())
         for name, lane in self.lanes.items():
             st = lane.sensor_state(now)
             self.health.set(f"lane:{name}", "ok" if st in ("ok", "none") else st)

@@ -29,8 +29,8 @@ def render(st: dict[str, Any]) -> str:
     if "camera" in parts:
         cam = parts["camera"]
         lines.append(f"camera: {cam['state']}" + (f" ({cam['detail']})" if cam.get("detail") else ""))
-    if st.get("camera"):
-        c = st["camera"]
+    if st.get("camera_stream"):
+        c = st["camera_stream"]
         lines.append(f"camera stream: {c.get('kind', '?')}: {c.get('frames', 0)} frames, {c.get('dropped', 0)} dropped "
                      f"(only the newest kept), {c.get('reconnects', 0)} reconnects, capture to pipeline "
                      f"{c.get('latency_ms', 0):.0f} ms" + (f"; last error {c['last_error']}" if c.get("last_error") else ""))

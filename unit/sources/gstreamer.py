@@ -215,8 +215,10 @@ class Stats:
 class GstSource:
     """Frames from a GStreamer pipeline's appsink, newest first; see the module text.
 
-    `description` is the pipeline, or a function that makes it when the camera opens. `configure(pipeline)` runs after the description is parsed and before it plays: the RTSP kind sets
-    the URL and the credentials there, so they are never part of the description (which is logged)."""
+    `description` is the pipeline, or a function that makes it when the camera opens (a preset picks
+    its decoder by what is installed). `configure(pipeline)` runs after the description is parsed and
+    before it plays: the RTSP kind sets the URL and the credentials there, so they are never part of
+    the description (which is logged)."""
     live = True
 
     def __init__(self, description: str | Callable[[], str], *, what: str, stall_after_s: float = 5.0,
@@ -260,7 +262,7 @@ class GstSource:
             self.configure(pipeline)
         with self._cond:
             self._frames.clear()
-        self._pipeline, self._sink = pipeline, sink
+            self._pipeline, self._sink = pipeline, sink
         self._last = time.monotonic()
         # a live source (a camera, a stream) is taken as fast as it comes; a recording (files) is paced
         # by its timestamps, as a camera would deliver it
@@ -288,7 +290,8 @@ class GstSource:
         self.stats.opens += 1
 
     def close(self) -> None:
-        pipeline, self._pipeline, self._sink = self._pipeline, None, None
+        with self._cond:
+            pipeline, self._pipeline, self._sink = self._pipeline, None, None
         if pipeline is not None:
             pipeline.set_state(gst().State.NULL)
         with self._cond:
@@ -318,6 +321,8 @@ class GstSource:
             return Gst.FlowReturn.OK
         t = self._capture_time(sink, sample)
         with self._cond:
+            if sink is not self._sink:            # a pipeline being closed: its frames are from before a gap
+                return Gst.FlowReturn.OK
             self.stats.arrived += 1
             while len(self._frames) >= KEEP:
                 self._frames.popleft()
