@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,7 +35,7 @@ from unit.sources import SourceKind
 from unit.sources.frames import BadFrame, Frame, SourceLost
 
 if TYPE_CHECKING:
-    from unit.config import CameraConfig, UnitConfig
+    from unit.config import UnitConfig
 
 log = logging.getLogger("unit.sources.gstreamer")
 
