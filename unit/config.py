@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from unit import sources
 from unit.schema import DERIVED, ConfigError, Section, is_live, key, read   # ConfigError: callers take it from here
 from wire import seal
-from wire.read import CANDIDATES_MAX, DIRECTIONS
+from wire.read import CANDIDATES_MAX, DIRECTIONS, ID_MAX, ID_RE, LANE_MAX
 
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -72,7 +72,7 @@ def _roi(s: Section, k: str, default: Any) -> tuple[float, float, float, float]:
 
 @dataclass(frozen=True)
 class LaneConfig:
-    name: str = field(metadata=key(nonempty=True))
+    name: str = field(metadata=key(max_len=LANE_MAX))     # travels in every read: the store's limits
     direction: str = field(default="unknown", metadata=key(choices=DIRECTIONS))
     roi: tuple[float, float, float, float] = field(default=(0.0, 0.0, 1.0, 1.0), metadata=key(read=_roi))
     sensor: SensorConfig = field(default_factory=SensorConfig, metadata=DERIVED)   # its own table
@@ -321,6 +321,14 @@ def _camera(top: Section, resolve: Callable[[str], str]) -> CameraConfig:
     return read(s.data, "camera", CameraConfig, resolve, extra_keys=set(kinds), given={"options": options[chosen]})
 
 
+def _identifier(top: Section, k: str) -> str:
+    """The unit id or the site: as the central store accepts them at enrolment and in every read."""
+    v = top.text(k, nonempty=True)
+    if not ID_RE.fullmatch(v):
+        raise top.bad(k, f"1-{ID_MAX} of A-Z a-z 0-9 . _ - starting with a letter or digit (as enrolled)", v)
+    return v
+
+
 def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitConfig:
     """Validate a parsed TOML document; relative paths are resolved against `base`."""
     top = Section(data, "", {"unit_id", "site", "central", "lanes", *SECTIONS})
@@ -333,8 +341,8 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
     tables: dict[str, Any] = {name: read(top.table(name), name, typing.get_type_hints(UnitConfig)[name], resolve)
                               for name in SECTIONS if name != "camera"}
     return UnitConfig(
-        unit_id=top.text("unit_id", nonempty=True),
-        site=top.text("site", nonempty=True),
+        unit_id=_identifier(top, "unit_id"),
+        site=_identifier(top, "site"),
         central_public_key=public_key,
         central_kid=seal.sealing_key_id(public_key),
         camera=_camera(top, resolve),
@@ -355,4 +363,6 @@ def load(path: str | Path) -> UnitConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    except RecursionError:     # tomllib recurses per level of nesting: a hostile file must not crash us
+        raise ConfigError(f"{p}: not a usable config (arrays or tables nested too deeply)") from None
     return parse(data, base=p.resolve().parent, path=str(p.resolve()))

@@ -26,7 +26,7 @@ from unit.recognise import PlateRead
 from unit.sources.frames import encode_jpeg
 from unit.vote import Deduper, Vote, vote
 from wire import seal
-from wire.read import PLATE_RE, Read, ReadInvalid, validate
+from wire.read import CANDIDATES_MAX, LABEL_MAX, PLATE_RE, REGION_RE, Read, ReadInvalid, validate
 from wire.times import utc_ms
 
 log = logging.getLogger("unit.pipeline")
@@ -95,6 +95,11 @@ class _Burst:
     frames: int = 0
     recognised: int = 0
     seen: list[_Seen] = field(default_factory=list)
+
+
+def _label(text: str) -> str:
+    """A label as the contract takes it: no control characters, at most LABEL_MAX characters."""
+    return "".join(ch for ch in text if ch.isprintable())[:LABEL_MAX] or "?"
 
 
 def _in_roi(box: tuple[int, int, int, int], shape: tuple[int, ...], roi: tuple[float, float, float, float]) -> bool:
@@ -213,9 +218,10 @@ class RecognitionStage:
         read = self._build(burst, v)
         try:
             validate(read.to_payload())
-        except ReadInvalid as exc:
+        except ReadInvalid as exc:      # the store would refuse it: say so here rather than lose it there
             self.health.count("invalid_reads")
-            log.error("read does not satisfy the contract, not stored: %s", exc, extra=ids)
+            log.error("read does not satisfy the contract, not stored: %s", exc,
+                      extra=_fields(read_id=trig.read_id, lane=trig.lane, event="invalid_read"))
             return None
         if not self.store(read):
             return None
@@ -238,13 +244,18 @@ class RecognitionStage:
         context = None
         if self.cfg.camera.context_frame and best.image is not None:
             context = base64.b64encode(encode_jpeg(best.image, 80, self.cfg.camera.context_width)).decode("ascii")
+        # what the contract would refuse is left out or cut to its limits here, not lost at the store:
+        # candidates that are not plates, a region guess of another shape, over-long labels
+        candidates = [{"plate": c.plate, "score": round(min(1.0, max(0.0, float(c.score))), 4)}
+                      for c in v.candidates if PLATE_RE.fullmatch(c.plate)][:CANDIDATES_MAX]
         return Read(
             read_id=trig.read_id, unit_id=self.cfg.unit_id, site=self.cfg.site, lane=burst.lane.name,
-            direction=burst.lane.direction, captured_at=utc_ms(best.t), plate=v.plate, region=v.region or "",
-            confidence=round(float(v.confidence), 4),
-            candidates=[{"plate": c.plate, "score": round(float(c.score), 4)} for c in v.candidates],
-            box=[int(x) for x in best.read.box], model=dict(self.models.versions),
-            trigger={"sensor": trig.sensor, "kind": trig.kind, "edge_at": utc_ms(trig.edge_t),
+            direction=burst.lane.direction, captured_at=utc_ms(best.t), plate=v.plate,
+            region=v.region if v.region and REGION_RE.fullmatch(v.region) else "",
+            confidence=round(float(v.confidence), 4), candidates=candidates,
+            box=[int(x) for x in best.read.box],
+            model={_label(k): _label(str(val)) for k, val in self.models.versions.items()},
+            trigger={"sensor": _label(trig.sensor), "kind": trig.kind, "edge_at": utc_ms(trig.edge_t),
                      "frames": burst.frames, "votes": v.frames, "agree": v.support},
             crop_jpeg_b64=base64.b64encode(encode_jpeg(crop, 90)).decode("ascii"),
             context_jpeg_b64=context,
@@ -256,7 +267,13 @@ class RecognitionStage:
             self.health.count("store_failed")
             log.error("buffer unavailable, read lost", extra=_fields(read_id=read.read_id, event="store_error"))
             return False
-        envelope = seal.seal(read.to_payload(), self.cfg.central_public_key, read.read_id)
+        try:
+            envelope = seal.seal(read.to_payload(), self.cfg.central_public_key, read.read_id)
+        except ValueError as exc:       # the key is checked at load (wire.seal); this must never pass silently
+            self.health.count("store_failed")
+            self.health.set("buffer", "error", f"cannot seal: {exc}")
+            log.error("cannot seal read, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="seal_error"))
+            return False
         try:
             self.buffer.put(read.read_id, read.captured_at, envelope)
         except BufferFull as exc:

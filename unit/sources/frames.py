@@ -23,6 +23,12 @@ from PIL import Image, ImageFile
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated JPEG is an error, never half a picture
 MIN_SIDE = 16
+# The decompression-bomb limit, set here once for every image the unit decodes: far above any camera
+# frame (a Pi HQ camera gives 12 MP, a 48 MP industrial camera 8000 x 6000) and far below what would
+# exhaust a unit's memory (this many RGB pixels are 200 MB). Pillow refuses an image over twice this
+# while reading its header; `decode_image` refuses one over it before decoding.
+MAX_FRAME_PIXELS = 8192 * 8192
+Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
 
 
 class BadFrame(ValueError):
@@ -113,10 +119,14 @@ def check_frame(image: object) -> np.ndarray:
 
 
 def decode_image(data: bytes | str | Path) -> np.ndarray:
-    """Decode a JPEG/PNG (bytes or path) to RGB uint8; truncated or corrupt data raises BadFrame."""
+    """Decode a JPEG/PNG (bytes or path) to RGB uint8; truncated, corrupt, too small or too large
+    (MAX_FRAME_PIXELS) data raises BadFrame."""
     try:
         src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
         with Image.open(src) as im:
+            if im.width * im.height > MAX_FRAME_PIXELS:
+                raise BadFrame(f"image of {im.width} x {im.height} pixels is larger than any camera frame "
+                               f"(limit {MAX_FRAME_PIXELS // 1_000_000} MP)")
             im.load()
             return check_frame(np.asarray(im.convert("RGB")))
     except BadFrame:
