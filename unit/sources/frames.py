@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -25,10 +26,11 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated JPEG is an error, neve
 MIN_SIDE = 16
 # The decompression-bomb limit, set here once for every image the unit decodes: far above any camera
 # frame (a Pi HQ camera gives 12 MP, a 48 MP industrial camera 8000 x 6000) and far below what would
-# exhaust a unit's memory (this many RGB pixels are 200 MB). Pillow refuses an image over twice this
-# while reading its header; `decode_image` refuses one over it before decoding.
+# exhaust a unit's memory (this many RGB pixels are 200 MB). Pillow checks it while reading an image's
+# header, before decoding; over it is an error in this process, never just a warning.
 MAX_FRAME_PIXELS = 8192 * 8192
 Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 class BadFrame(ValueError):
@@ -124,14 +126,16 @@ def decode_image(data: bytes | str | Path) -> np.ndarray:
     try:
         src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
         with Image.open(src) as im:
-            if im.width * im.height > MAX_FRAME_PIXELS:
-                raise BadFrame(f"image of {im.width} x {im.height} pixels is larger than any camera frame "
-                               f"(limit {MAX_FRAME_PIXELS // 1_000_000} MP)")
+            if im.width * im.height > MAX_FRAME_PIXELS:      # (whatever the warnings filter says)
+                raise Image.DecompressionBombError(f"{im.width} x {im.height} pixels")
             im.load()
             return check_frame(np.asarray(im.convert("RGB")))
     except BadFrame:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadFrame(f"image larger than any camera frame (limit {MAX_FRAME_PIXELS / 1e6:.0f} MP): "
+                       f"{str(exc).split(' exceeds')[0]}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise BadFrame(f"cannot decode image: {exc}") from None
 
 
