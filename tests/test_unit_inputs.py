@@ -18,7 +18,8 @@ from unit import cli
 from unit.config import ConfigError, load
 from unit.litert import ModelError
 from unit.recognise import MODEL_DIR, Recogniser
-from unit.sources.frames import MAX_FRAME_PIXELS, BadFrame, decode_image
+from unit.sources import frames
+from unit.sources.frames import BadFrame, decode_image
 from wire import seal
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
@@ -142,7 +143,7 @@ def test_eval_names_images_no_camera_gives_and_goes_on(tmp_path, capsys):
 
 
 def test_a_real_camera_frame_is_far_below_the_limit():
-    assert MAX_FRAME_PIXELS >= 8000 * 6000                              # a 48 MP industrial camera
+    assert frames.MAX_FRAME_PIXELS >= 8000 * 6000                              # a 48 MP industrial camera
     out = io.BytesIO()
     Image.new("RGB", (4056, 3040), (90, 90, 90)).save(out, "JPEG")      # a Pi HQ camera's full frame
     assert decode_image(out.getvalue()).shape == (3040, 4056, 3)
