@@ -210,6 +210,12 @@ class UnitConfig:
     def status_path(self) -> str:
         return self.health.status_path or (self.buffer.path + ".status.json")
 
+    @property
+    def warnings(self) -> list[str]:
+        """What is allowed but probably wrong: said by the service at start, by `alpr-provision site`
+        and by `selftest` (today: lanes whose regions overlap)."""
+        return lane_overlaps(self.lanes)
+
     def flat(self) -> dict[str, Any]:
         """Dotted key -> value, for diffing two configs."""
         out: dict[str, Any] = {"unit_id": self.unit_id, "site": self.site, "central.kid": self.central_kid}
@@ -301,6 +307,25 @@ def _lanes(top: Section) -> tuple[LaneConfig, ...]:
             pins.add(sensor.pin)
         lanes.append(lane)
     return tuple(lanes)
+
+
+def lane_overlaps(lanes: tuple[LaneConfig, ...] | list[LaneConfig]) -> list[str]:
+    """A warning for each pair of lanes whose regions (roi) overlap. A plate whose centre lies in the
+    overlap belongs to both lanes, so when both are triggered together (motion in the overlap, two
+    vehicles side by side) one vehicle is read on both: two reads, two alerts. Allowed, since a camera
+    can need it, but said; regions that only touch (0.5 and 0.5) do not overlap."""
+    out = []
+    for i, a in enumerate(lanes):
+        for j in range(i + 1, len(lanes)):
+            b = lanes[j]
+            w = min(a.roi[2], b.roi[2]) - max(a.roi[0], b.roi[0])
+            h = min(a.roi[3], b.roi[3]) - max(a.roi[1], b.roi[1])
+            if w > 0 and h > 0:
+                share = w * h / min((r[2] - r[0]) * (r[3] - r[1]) for r in (a.roi, b.roi))
+                out.append(f"lanes[{i}] {a.name!r} and lanes[{j}] {b.name!r}: their regions (roi) overlap "
+                           f"({share:.0%} of the smaller): a vehicle seen there can be read on both lanes, "
+                           "two reads and two alerts; give each lane its own part of the frame")
+    return out
 
 
 def _camera(top: Section, resolve: Callable[[str], str]) -> CameraConfig:

@@ -373,6 +373,8 @@ class Unit:
     def start(self) -> None:
         logs_fields = _fields(event="start", unit_id=self.cfg.unit_id, lanes=[lane.name for lane in self.cfg.lanes])
         log.info("unit starting", extra=logs_fields)
+        for warning in self.cfg.warnings:
+            log.warning("config: %s", warning, extra=_fields(event="config_warning"))
         self.models.get()
         for name, target in (("capture", self._capture_loop), ("trigger", self._trigger_loop),
                              ("recognise", self._recognise_loop), ("health", self._health_loop)):

@@ -88,6 +88,38 @@ class SignedClient:
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
 
+# what a technician can act on, for the low-level reasons a request fails (searched in the exception's text)
+_REASONS = (
+    (("connection refused",), "connection refused (is the store running, on this port?)"),
+    (("name or service not known", "failed to resolve", "temporary failure in name resolution",
+      "nodename nor servname"), "host name not found (DNS)"),
+    (("network is unreachable", "no route to host"), "no route to it (network down or a firewall)"),
+    (("connection reset", "remotedisconnected", "connection aborted", "broken pipe"),
+     "the connection was dropped before an answer"),
+)
+
+
+def network_problem(exc: requests.RequestException, base_url: str, timeout: tuple[float, float] | None = None) -> str:
+    """One plain sentence for a request that got no answer, e.g. "central store not reachable at
+    https://central:8443: connection refused (is the store running, on this port?)"; never the raw,
+    nested exception text (which `alpr-unit status` once showed, cut off mid-word)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    where = f"central store not reachable at {base_url}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = ("its TLS certificate is not trusted: give its CA as [uplink] ca_bundle"
+                  if "certificate" in text else "the TLS handshake failed")
+        return f"{where}: {reason}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"{where}: no connection within {timeout[0]:g} s" if timeout else f"{where}: connecting timed out"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return (f"central store at {base_url} did not answer within {timeout[1]:g} s" if timeout
+                else f"central store at {base_url} did not answer in time")
+    for needles, reason in _REASONS:
+        if any(n in text for n in needles):
+            return f"{where}: {reason}"
+    return f"{where}: {type(exc).__name__}"
+
+
 def retry_after_s(resp: requests.Response) -> float | None:
     """Retry-After as seconds, from either form HTTP allows (delta-seconds or an HTTP date)."""
     value = resp.headers.get("Retry-After")
@@ -184,7 +216,7 @@ class Uplink:
         try:
             resp = self.client.post_json(paths.READS, doc)
         except requests.RequestException as exc:
-            out.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            out.error = network_problem(exc, self.client.base_url, self.client.timeout)
             return out
         out.status = resp.status_code
         if resp.status_code == 413:
