@@ -54,7 +54,7 @@ def make_read(plate: str = "7ABC123", lane: str = "in") -> Read:
 
 def test_contract_put_pending_mark_stats(tmp_path):
     clock = Clock()
-    buf = SealedBuffer(tmp_path / "b.sqlite", clock=clock)
+    buf = SealedBuffer(tmp_path / "b.sqlite", clock=clock, monotonic=clock)
     ids = [new_read_id() for _ in range(5)]
     for i, rid in enumerate(ids):
         clock.t += 1
@@ -82,13 +82,13 @@ def test_contract_put_pending_mark_stats(tmp_path):
     assert buf.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     buf.close()
     # another process's view (alpr-unit status) agrees, read-only
-    assert read_stats(tmp_path / "b.sqlite", now=clock.t)["depth"] == 2
+    assert read_stats(tmp_path / "b.sqlite")["depth"] == 2
 
 
 def test_byte_bound_evicts_acknowledged_first_then_oldest_unsent_counted(tmp_path):
     clock = Clock()
     one = len(json.dumps(envelope(), separators=(",", ":"))) + 36 + 24
-    buf = SealedBuffer(tmp_path / "b.sqlite", max_bytes=one * 4, clock=clock)
+    buf = SealedBuffer(tmp_path / "b.sqlite", max_bytes=one * 4, clock=clock, monotonic=clock)
     ids = [new_read_id() for _ in range(8)]
     for rid in ids[:4]:
         clock.t += 1
@@ -111,7 +111,7 @@ def test_byte_bound_evicts_acknowledged_first_then_oldest_unsent_counted(tmp_pat
 
 def test_age_bound(tmp_path):
     clock = Clock()
-    buf = SealedBuffer(tmp_path / "b.sqlite", max_age_s=100, clock=clock)
+    buf = SealedBuffer(tmp_path / "b.sqlite", max_age_s=100, clock=clock, monotonic=clock)
     old_sent, old_unsent, fresh = new_read_id(), new_read_id(), new_read_id()
     buf.put(old_sent, utc_ms(clock.t), envelope())
     buf.put(old_unsent, utc_ms(clock.t), envelope())

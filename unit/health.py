@@ -47,6 +47,9 @@ def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
         return None
 
 
+FAILED = "failed"
+
+
 class Health:
     """Thread-safe state of the unit's parts, plus counters; `snapshot()` is what status shows."""
 
@@ -92,10 +95,13 @@ class Health:
             return [k for k, t in self._beats.items() if now - t > max_age_s]
 
     def overall(self) -> tuple[str, list[str]]:
+        """("ok" | "degraded" | "failed", the parts that are not ok). `failed`: a part that a restart is
+        for (a thread of the service died); everything else only degrades."""
         with self._lock:
             bad = [f"{k}: {v['state']}" + (f" ({v['detail']})" if v.get("detail") else "")
                    for k, v in sorted(self.parts.items()) if v.get("state") not in ("ok", "none", "sensor")]
-        return ("ok" if not bad else "degraded"), bad
+            failed = any(v.get("state") == FAILED for v in self.parts.values())
+        return ("failed" if failed else "ok" if not bad else "degraded"), bad
 
     def snapshot(self) -> dict[str, Any]:
         state, problems = self.overall()

@@ -129,6 +129,8 @@ class RecognitionStage:
         self._cache: collections.OrderedDict[int, list[PlateRead]] = collections.OrderedDict()
         self._cache_size = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames + 2
         self.listeners: list[Callable[[Read, dict[str, Any]], None]] = []
+        # a storage error: (buffer, error) -> the buffer to use now (set by the unit: `Unit.storage_error`)
+        self.on_storage_error: Callable[[SealedBuffer, BaseException], SealedBuffer | None] | None = None
 
     def apply(self, cfg: UnitConfig) -> None:
         """Go on with `cfg`, the running config with a reload's live keys applied (`config.merge_live`):
@@ -262,11 +264,9 @@ class RecognitionStage:
         )
 
     def store(self, read: Read) -> bool:
-        """Seal and store one read; a failure is counted, logged and put in health, never raised."""
-        if self.buffer is None:
-            self.health.count("store_failed")
-            log.error("buffer unavailable, read lost", extra=_fields(read_id=read.read_id, event="store_error"))
-            return False
+        """Seal and store one read; a failure is counted, logged and put in health, never raised. A
+        storage error goes to `on_storage_error` (the unit checks the file and replaces a damaged one)
+        and the read is stored in the buffer that replaced it."""
         try:
             envelope = seal.seal(read.to_payload(), self.cfg.central_public_key, read.read_id)
         except ValueError as exc:       # the key is checked at load (wire.seal); this must never pass silently
@@ -274,19 +274,29 @@ class RecognitionStage:
             self.health.set("buffer", "error", f"cannot seal: {exc}")
             log.error("cannot seal read, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="seal_error"))
             return False
-        try:
-            self.buffer.put(read.read_id, read.captured_at, envelope)
-        except BufferFull as exc:
-            self.health.count("store_failed")
-            if self.health.set("buffer", "full", str(exc)):
-                log.error("buffer: disk full, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="disk_full"))
-            return False
-        except StoreError as exc:
-            self.health.count("store_failed")
-            self.health.set("buffer", "error", str(exc))
-            log.error("buffer: cannot store read: %s", exc, extra=_fields(read_id=read.read_id, event="store_error"))
-            return False
-        if self.health.get("buffer").get("state") != "ok":
+        for attempt in (1, 2):
+            buf = self.buffer
+            if buf is None:
+                self.health.count("store_failed")
+                log.error("buffer unavailable, read lost", extra=_fields(read_id=read.read_id, event="store_error"))
+                return False
+            try:
+                buf.put(read.read_id, read.captured_at, envelope)
+                break
+            except BufferFull as exc:
+                self.health.count("store_failed")
+                if self.health.set("buffer", "full", str(exc)):
+                    log.error("buffer: disk full, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="disk_full"))
+                return False
+            except StoreError as exc:
+                new = self.on_storage_error(buf, exc) if self.on_storage_error and attempt == 1 else None
+                if new is not None and new is not buf:
+                    continue                   # the damaged buffer was replaced: store it there
+                self.health.count("store_failed")
+                self.health.set("buffer", "error", str(exc))
+                log.error("buffer: cannot store read: %s", exc, extra=_fields(read_id=read.read_id, event="store_error"))
+                return False
+        if self.health.get("buffer").get("state") in ("error", "full"):
             self.health.set("buffer", "ok")
             log.info("buffer: storing again")
         return True

@@ -37,7 +37,7 @@ def collect(cfg: UnitConfig, now: float | None = None) -> dict[str, Any]:
         if not running:
             out["state"] = "stopped"
     try:
-        out["buffer"] = read_stats(cfg.buffer.path, now)
+        out["buffer"] = read_stats(cfg.buffer.path)
     except (StoreError, sqlite3.Error) as exc:
         out["buffer"] = {"error": str(exc)}
     out["uplink"] = _uplink(cfg, snap if out.get("service") == "running" else None)

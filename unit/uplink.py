@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from unit.buffer import StoreError
 from unit.health import read_status, write_status
 from unit.keys import load_ed25519_private
 from wire import paths
@@ -192,6 +194,7 @@ class Uplink:
         self._batch_limit = batch_size
         self._state = UplinkState(url=url, batch_limit=batch_size)
         self._lock = threading.Lock()
+        self._failure: str | None = None       # the buffer error last logged
 
     # -- one push -----------------------------------------------------------------------------------
     def _take(self) -> list:
@@ -262,9 +265,14 @@ class Uplink:
         while not stop.is_set():
             try:
                 out = self.push_once()
-            except Exception as exc:               # a buffer error must not kill the thread
-                log.exception("uplink push failed")
-                out = Outcome(batch=1, error=f"{type(exc).__name__}: {exc}")
+                self._failure = None
+            except Exception as exc:    # a buffer error must not kill the thread; said once, not at every try
+                err = f"{type(exc).__name__}: {exc}"
+                if err != self._failure:
+                    self._failure = err
+                    log.error("uplink: cannot take reads from the buffer: %s (retrying with backoff)", err,
+                              exc_info=not isinstance(exc, (StoreError, sqlite3.Error)))
+                out = Outcome(batch=1, error=err)
             if out.batch == 0:
                 self._record(out, "idle", None)
                 if until_empty:
