@@ -109,6 +109,13 @@ class CameraConfig:
         if self.options is None:           # the kind's defaults
             object.__setattr__(self, "options", sources.kind(self.kind).options())
 
+    @property
+    def burst_window_s(self) -> float:
+        """The burst window: how long a burst takes at `burst_fps` (or the pre-trigger ring's span at
+        `fps` with a frame to spare, when that is longer). No frame older than this before a trigger is
+        used for it (`unit.burst.PreTriggerRing`)."""
+        return max(self.burst_frames / self.burst_fps, (self.pre_trigger_frames + 1) / self.fps)
+
 
 @dataclass(frozen=True)
 class RecognitionConfig:

@@ -130,8 +130,9 @@ def read_status(path: str | Path) -> dict[str, Any] | None:
 
 
 def write_status(path: str | Path, snapshot: dict[str, Any]) -> None:
-    """Atomically replace the status file, so a reader never sees half of it."""
+    """Atomically replace the status file, so a reader never sees half of it (two writers at once - the
+    health loop and a stop - each write their own temporary file)."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(snapshot, indent=1, default=str), "utf-8")
     os.replace(tmp, p)

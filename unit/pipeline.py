@@ -126,7 +126,8 @@ class RecognitionStage:
         self.lanes = {lane.name: lane for lane in cfg.lanes}
         self.deduper = Deduper(cfg.dedup.window_s, cfg.dedup.max_edits)
         self.bursts: dict[str, _Burst] = {}
-        self._cache: collections.OrderedDict[int, list[PlateRead]] = collections.OrderedDict()
+        # by (seq, t): a source that starts its numbering again after a reopen never gets old reads back
+        self._cache: collections.OrderedDict[tuple[int, float], list[PlateRead]] = collections.OrderedDict()
         self._cache_size = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames + 2
         self.listeners: list[Callable[[Read, dict[str, Any]], None]] = []
         # a storage error: (buffer, error) -> the buffer to use now (set by the unit: `Unit.storage_error`)
@@ -156,7 +157,7 @@ class RecognitionStage:
         return None
 
     def _recognise(self, work: FrameWork) -> list[PlateRead] | None:
-        seq = work.frame.seq
+        seq = (work.frame.seq, work.frame.t)
         if seq in self._cache:
             return self._cache[seq]
         rec = self.models.get()
@@ -199,6 +200,14 @@ class RecognitionStage:
     def _finish(self, burst: _Burst) -> Read | None:
         trig, rc = burst.trigger, self.cfg.recognition
         ids = _fields(read_id=trig.read_id, lane=trig.lane)
+        if not burst.frames:        # a vehicle, and not one recent frame of it: the camera is not delivering
+            self.health.count("bursts_without_frames")
+            camera = self.health.get("camera").get("state")
+            if camera in (None, "ok"):
+                self.health.set("camera", "no_frames", f"a vehicle on lane {trig.lane} got no frames from the camera")
+            log.error("a vehicle on lane %s got no frames from the camera (camera %s): no read", trig.lane,
+                      camera or "unknown", extra=_fields(read_id=trig.read_id, lane=trig.lane, event="no_frames"))
+            return None
         if burst.frames and not burst.recognised:
             self.health.count("unrecognised")
             log.warning("burst not recognised: no recogniser (%s)", self.models.error or "frames failed",

@@ -31,7 +31,7 @@ from unit import logs
 from unit import uplink as uplink_mod
 from unit import salvage
 from unit.buffer import BufferCorrupt, SealedBuffer, StoreError, is_corrupt
-from unit.burst import BurstAssembler, FrameWork, Work
+from unit.burst import BurstAssembler, FrameWork, Gap, Work
 from unit.config import ConfigError, UnitConfig, changed_keys, load, merge_live
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
@@ -102,7 +102,7 @@ class Unit:
         self.health = Health(cfg.unit_id)
         self.health.note("site", cfg.site)
         self.health.set("camera", "starting")
-        self.events: queue.Queue[Frame | Presence] = queue.Queue()
+        self.events: queue.Queue[Frame | Presence | Gap] = queue.Queue()
         self.work: queue.Queue[Work] = queue.Queue()
         n = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames
         self._event_frames = threading.BoundedSemaphore(max(2, n))      # frames waiting for the trigger loop
@@ -300,6 +300,7 @@ class Unit:
         return False
 
     def _reopen(self, wait: float) -> None:
+        self.events.put(Gap(self.clock(), "camera reopened"))   # the ring must forget what came before
         try:
             self.source.close()
         except Exception:
@@ -339,6 +340,8 @@ class Unit:
             try:
                 if isinstance(item, Presence):
                     self.assembler.on_presence(item)
+                elif isinstance(item, Gap):
+                    self.assembler.on_gap(item)
                 else:
                     self._event_frames.release()
                     for lane in self.lanes.values():
