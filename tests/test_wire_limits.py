@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from unit.buffer import SealedBuffer
 from unit.burst import Trigger
@@ -23,16 +22,13 @@ from unit.pipeline import ModelHolder, RecognitionStage, _Burst, _Seen
 from unit.recognise import Candidate, PlateRead
 from unit.uplink import Uplink
 from unit.vote import vote
-from wire import seal
 from wire.read import CANDIDATES_MAX, LANE_MAX, ReadInvalid, validate
 
 pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import enrol_unit, fill_buffer, make_read  # noqa: E402
+from test_unit_inputs import write_config  # noqa: E402  (tests/ is on sys.path)
 
 pytest_plugins = ["central_fixtures"]
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
-
 
 def payload(**overrides):
     doc = {"schema_version": 1, "read_id": str(uuid.uuid4()), "unit_id": "gate3-east", "site": "port-north",
@@ -78,18 +74,6 @@ def test_validate_checks_every_limit_and_names_the_field(override, field):
     assert str(exc.value).startswith(field), str(exc.value)
 
 
-def _config(tmp_path: Path, **replace: str) -> Path:
-    key = X25519PrivateKey.generate()
-    (tmp_path / "central-seal.pub").write_text(seal.sealing_public_b64(key.public_key()))
-    text = EXAMPLE.read_text()
-    for old, new in replace.items():
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path / "unit.toml"
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.parametrize("old, new, key", [
     ('name = "in"', f'name = "{"L" * 39}"', "lanes[0].name"),
     ('name = "in"', 'name = "in\\u0000"', "lanes[0].name"),
@@ -100,15 +84,15 @@ def _config(tmp_path: Path, **replace: str) -> Path:
 ])
 def test_unit_config_refuses_names_the_store_would_refuse(tmp_path, old, new, key):
     with pytest.raises(ConfigError) as exc:
-        load(_config(tmp_path, **{old: new}))
+        load(write_config(tmp_path, **{old: new}))
     assert str(exc.value).startswith(key + ":"), str(exc.value)
-    load(_config(tmp_path, **{old: old.replace("in", "L" * LANE_MAX) if "name" in old else old}))
+    load(write_config(tmp_path, **{old: old.replace("in", "L" * LANE_MAX) if "name" in old else old}))
 
 
 def test_unit_fixes_up_odd_recogniser_output_before_sealing(tmp_path):
     """Candidates that are not plates, a region guess of another shape and model labels with control
     characters are cut to the contract by the unit, so the read it seals passes the store's check."""
-    cfg = load(_config(tmp_path))
+    cfg = load(write_config(tmp_path))
     health = Health("u")
     models = ModelHolder(cfg.recognition, health, factory=lambda: None)
     models.versions = {"detector": "det\x00-1", "reader": "r" * 200}

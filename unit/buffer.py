@@ -151,6 +151,19 @@ class SealedBuffer:
                 raise BufferCorrupt(f"{self.path}: {exc}") from exc
             raise
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (the caller holds the lock): committed, or rolled back on any error."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
     def _quick_check(self) -> list[str]:
         rows = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)").fetchall()]
         return [] if rows == ["ok"] else rows
@@ -220,9 +233,7 @@ class SealedBuffer:
 
     def _put_locked(self, read_id: str, captured_at: str, body: str, ct: bytes | None, size: int) -> None:
         now, age = self._clock(), self.age_clock()
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as c:
             cur = c.execute("INSERT OR IGNORE INTO reads (read_id, captured_at, envelope, ct, size, attempts, state,"
                             " stored_at, held_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
                             (read_id, captured_at, body, ct, size, PENDING, now, age))
@@ -230,11 +241,6 @@ class SealedBuffer:
                 self._bump("stored", 1)
             self._persist_age_locked(age)
             evicted, dropped = self._enforce_locked(age)
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
-            raise
         self._note_drops(dropped)
         if evicted:
             self._reclaim()
@@ -293,15 +299,11 @@ class SealedBuffer:
                             d["age"], extra={"fields": {"event": "buffer_dropped", **d}})
 
     def _evict_acknowledged_locked(self) -> int:
-        c = self._conn
         try:
-            c.execute("BEGIN IMMEDIATE")
-            n = c.execute("DELETE FROM reads WHERE state IN (?, ?)", (SENT, QUARANTINED)).rowcount
-            self._bump("evicted", n)
-            c.execute("COMMIT")
+            with self._transaction() as c:
+                n = c.execute("DELETE FROM reads WHERE state IN (?, ?)", (SENT, QUARANTINED)).rowcount
+                self._bump("evicted", n)
         except sqlite3.Error:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
             return 0
         self._reclaim()
         return n
@@ -314,19 +316,11 @@ class SealedBuffer:
             pass
 
     def _update(self, sql: str, params: list[tuple], counter: str | None = None) -> int:
-        with self._lock, self._corruption():
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                n = sum(c.execute(sql, p).rowcount for p in params)
-                if counter:
-                    self._bump(counter, n)
-                self._persist_age_locked(self.age_clock())
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
+        with self._lock, self._corruption(), self._transaction() as c:
+            n = sum(c.execute(sql, p).rowcount for p in params)
+            if counter:
+                self._bump(counter, n)
+            self._persist_age_locked(self.age_clock())
             return n
 
     def mark_sent(self, read_ids: list[str]) -> None:
@@ -382,29 +376,21 @@ class SealedBuffer:
         as they were (their ages go on from where they were), and count `lost` reads that could not be
         read back (None: a damaged file whose losses could not be counted, counted as `lost_unknown`).
         Returns how many were taken."""
-        with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                n = 0
-                for r in rows:
-                    body, ct = _pack(r["envelope"])
-                    n += c.execute(
-                        "INSERT OR IGNORE INTO reads (read_id, captured_at, envelope, ct, size, attempts, state, "
-                        "reason, stored_at, held_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (r["read_id"], r["captured_at"], body, ct, r["size"], r.get("attempts") or 0, r["state"],
-                         r.get("reason"), r.get("stored_at") or self._clock(), r.get("held_at") or 0.0)).rowcount
-                top = max([r.get("held_at") or 0.0 for r in rows] + [self.age_clock()])
-                self._age0 += top - self.age_clock()
-                self._persist_age_locked(top)
-                self._bump("salvaged", n)
-                self._bump("lost", lost or 0)
-                self._bump("lost_unknown", int(lost is None))
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction() as c:
+            n = 0
+            for r in rows:
+                body, ct = _pack(r["envelope"])
+                n += c.execute(
+                    "INSERT OR IGNORE INTO reads (read_id, captured_at, envelope, ct, size, attempts, state, "
+                    "reason, stored_at, held_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r["read_id"], r["captured_at"], body, ct, r["size"], r.get("attempts") or 0, r["state"],
+                     r.get("reason"), r.get("stored_at") or self._clock(), r.get("held_at") or 0.0)).rowcount
+            top = max([r.get("held_at") or 0.0 for r in rows] + [self.age_clock()])
+            self._age0 += top - self.age_clock()
+            self._persist_age_locked(top)
+            self._bump("salvaged", n)
+            self._bump("lost", lost or 0)
+            self._bump("lost_unknown", int(lost is None))
             return n
 
     def close(self) -> None:
@@ -413,12 +399,10 @@ class SealedBuffer:
                 return
             self._closed = True
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._persist_age_locked(self.age_clock())
-                self._conn.execute("COMMIT")
+                with self._transaction():
+                    self._persist_age_locked(self.age_clock())
             except sqlite3.Error:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.rollback()
+                pass
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
