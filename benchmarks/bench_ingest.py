@@ -70,12 +70,12 @@ def enrol(central: LocalCentral, unit_id: str, folder: Path) -> BenchUnit:
     return BenchUnit(e.unit_id, e.site, load_ed25519_private(e.key_path), seal.load_sealing_public(e.sealing_public_key))
 
 
-def sealed_read(unit: BenchUnit) -> tuple[str, str, dict[str, Any]]:
+def sealed_read(unit: BenchUnit, plate: str = "7ABC123") -> tuple[str, str, dict[str, Any]]:
     """(read_id, captured_at, envelope): a schema-v1 read sealed as a unit seals it at capture."""
     now = utc_ms(time.time())
     read = Read(read_id=str(uuid.uuid4()), unit_id=unit.unit_id, site=unit.site, lane="1", direction="in",
-                captured_at=now, plate="7ABC123", region="us-ca", confidence=0.93,
-                candidates=[{"plate": "7ABC123", "score": 0.93}], box=[10, 20, 110, 50],
+                captured_at=now, plate=plate, region="us-ca", confidence=0.93,
+                candidates=[{"plate": plate, "score": 0.93}], box=[10, 20, 110, 50],
                 model={"detector": "d1", "reader": "r1"}, trigger={"sensor": "loop-1", "edge_at": now},
                 crop_jpeg_b64=CROP)
     return read.read_id, now, seal.seal(read.to_payload(), unit.sealing_key, read.read_id)

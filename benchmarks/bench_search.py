@@ -20,6 +20,7 @@ database (unless --keep).
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import json
 import random
 import secrets
@@ -28,6 +29,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -151,6 +153,27 @@ def explain(engine: sa.Engine, pattern: str) -> str:
         return "\n".join(conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql).scalars())
 
 
+@contextmanager
+def database(pg_url: str, reuse: str | None, keep: bool, prefix: str) -> Iterator[str]:
+    """The URL of `reuse`, or of a fresh database PREFIX_<hex> dropped afterwards unless `keep`."""
+    if reuse:
+        yield reuse
+        return
+    admin = sa.create_engine(db.normalise_url(pg_url), isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if keep:
+            log(f"kept {pg_url.rsplit('/', 1)[0]}/{name}")
+        else:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reads", type=int, default=10_000_000)
@@ -167,45 +190,31 @@ def main() -> int:
     args = p.parse_args()
     rng = random.Random(args.seed)
     now = datetime.now(timezone.utc)
-    admin = sa.create_engine(db.normalise_url(args.pg_url), isolation_level="AUTOCOMMIT")
-    name = None
-    if args.db:
-        url = args.db
-    else:
-        name = f"alpr_bench_search_{secrets.token_hex(4)}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
-    engine = db.make_engine(url, pool_size=2)
-    try:
-        if not args.db:
-            db.upgrade(engine)
-            load_s = fill(engine, args.reads, args.chunk, args.image_every, now)
-            log(f"load done in {load_s:.0f} s")
-        with engine.connect() as conn:
-            total = conn.exec_driver_sql("SELECT count(*) FROM reads").scalar_one()
-            size = conn.exec_driver_sql("SELECT pg_size_pretty(pg_total_relation_size('reads'))").scalar_one()
-        kinds = patterns(engine, args.queries, rng)
-        for pats in kinds.values():                          # warm the cache the way a running server is warm
-            search.search(engine, WHO, search.Query(purpose="criminal_investigation", case_number="BENCH-1",
-                                                    plate=pats[0], limit=args.limit))
-        results = time_queries(engine, kinds, now, args.limit)
-        if args.short_queries:
-            time_queries(engine, short_patterns(kinds["exact"], args.short_queries), now, args.limit, headline=False)
-        summary = {"reads": total, "reads_table_with_indexes": size, "page": args.limit, **results[-1],
-                   "target_p95_ms": 500, "met": results[-1]["p95_ms"] <= 500}
-        if not args.db:
-            summary["load_and_index_s"] = round(load_s)
-        print(json.dumps(summary), flush=True)
-        print(explain(engine, kinds["prefix 7AB?12*"][0]), file=sys.stderr)
-    finally:
-        engine.dispose()
-        if name and not args.keep:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        elif name:
-            log(f"kept {url}")
-        admin.dispose()
+    with database(args.pg_url, args.db, args.keep, "alpr_bench_search") as url:
+        engine = db.make_engine(url, pool_size=2)
+        try:
+            if not args.db:
+                db.upgrade(engine)
+                load_s = fill(engine, args.reads, args.chunk, args.image_every, now)
+                log(f"load done in {load_s:.0f} s")
+            with engine.connect() as conn:
+                total = conn.exec_driver_sql("SELECT count(*) FROM reads").scalar_one()
+                size = conn.exec_driver_sql("SELECT pg_size_pretty(pg_total_relation_size('reads'))").scalar_one()
+            kinds = patterns(engine, args.queries, rng)
+            for pats in kinds.values():                          # warm the cache the way a running server is warm
+                search.search(engine, WHO, search.Query(purpose="criminal_investigation", case_number="BENCH-1",
+                                                        plate=pats[0], limit=args.limit))
+            results = time_queries(engine, kinds, now, args.limit)
+            if args.short_queries:
+                time_queries(engine, short_patterns(kinds["exact"], args.short_queries), now, args.limit, headline=False)
+            summary = {"reads": total, "reads_table_with_indexes": size, "page": args.limit, **results[-1],
+                       "target_p95_ms": 500, "met": results[-1]["p95_ms"] <= 500}
+            if not args.db:
+                summary["load_and_index_s"] = round(load_s)
+            print(json.dumps(summary), flush=True)
+            print(explain(engine, kinds["prefix 7AB?12*"][0]), file=sys.stderr)
+        finally:
+            engine.dispose()
     return 0
 
 

@@ -1,6 +1,7 @@
 """The HTTP API (FastAPI): enrolment, signed ingest of sealed reads, heartbeats, hot list; and, for
 people, the policy-enforcing routes in `central.routes` (login, search, alerts, hot-list entries, legal
-holds, evidence, retention, sharing, users, audit).
+holds, evidence, retention, sharing, users, audit, units) and the officer console (`central.console`:
+HTML pages over the same functions, at / and every path outside /v1).
 
 Handlers read the raw body themselves instead of letting FastAPI parse a model: the signature
 covers the exact bytes, the size cap must hold before the body is buffered, and a request must be
@@ -26,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from central import heartbeats, hotlist, routes
 from central.auth_units import authenticate, prune_nonces
 from central.config import Limits, Settings
+from central.console import pages
 from central.errors import ApiError
 from central.ingest import ingest, parse_batch
 from central.keys import CentralKeys
@@ -81,6 +83,7 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
     app.state.engine, app.state.keys, app.state.settings = engine, keys, settings
     app.add_middleware(UserGate, engine=engine, settings=settings)
     app.include_router(routes.router())
+    pages.mount(app)
     limiter = RateLimiter(limits.rate_per_s, limits.rate_burst)
     pruned = {"at": 0.0}
     prune_lock = threading.Lock()

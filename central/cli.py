@@ -21,6 +21,7 @@ from central import audit, cli_policy, db, hotlist, units
 from central.clock import parse_time
 from central.config import Limits, load_settings, resolve_db, resolve_home, save_db
 from central.errors import ApiError
+from central.purposes import PURPOSES
 from central.keys import ensure_keys, load_keys
 from wire.times import iso
 
@@ -69,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       ALPR_CENTRAL_LIMITS=limits.to_json(), ALPR_CENTRAL_SETTINGS=load_settings(home).to_json())
     uvicorn.run("central.api:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=args.access_log, server_header=False,
+                timeout_graceful_shutdown=5,          # open live-alert streams must not hold a stop up
                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     return 0
 
@@ -98,17 +100,20 @@ def cmd_units_revoke(args: argparse.Namespace) -> int:
 
 def cmd_hotlist_add(args: argparse.Namespace) -> int:
     by = audit.system(args.by or f"cli:{getpass.getuser()}")
-    hotlist.add(_engine(args), args.pattern, args.reason, category=args.category, source=args.source, by=by,
-                expires_at=parse_time(args.expires, end_of_day=True) if args.expires else None,
-                case_number=args.case)
-    print(f"added {args.pattern.upper()}")
+    retro = load_settings(resolve_home(args.home)).hotlist_retro_days if args.retro_days is None else args.retro_days
+    entry = hotlist.add(_engine(args), args.pattern, reason=args.reason, purpose=args.purpose, case_number=args.case,
+                        source=args.source, note=args.note, by=by, retro_days=retro,
+                        expires_at=parse_time(args.expires, end_of_day=True) if args.expires else None)
+    _out(args, entry, f"added {entry['pattern']} (entry {entry['id']})"
+         + (f"; {entry['retro_alerts']} alert(s) from the last {retro} days of reads" if retro else ""))
     return 0
 
 
 def cmd_hotlist_import(args: argparse.Namespace) -> int:
     by = audit.system(args.by or f"cli:{getpass.getuser()}")
+    retro = load_settings(resolve_home(args.home)).hotlist_retro_days
     with open(args.csv, encoding="utf-8") as f:
-        result = hotlist.import_csv(_engine(args), f.read(), by, dry_run=args.dry_run)
+        result = hotlist.import_csv(_engine(args), f.read(), by, dry_run=args.dry_run, retro_days=retro)
     text = "\n".join([f"{'would add' if args.dry_run else 'added'} {len(result['added'])} entries"]
                      + [f"line {e['line']}: {e['error']}" for e in result["errors"]])
     _out(args, result, text)
@@ -125,8 +130,8 @@ def cmd_hotlist_remove(args: argparse.Namespace) -> int:
 
 def cmd_hotlist_list(args: argparse.Namespace) -> int:
     rows = hotlist.list_entries(_engine(args), args.all)
-    _out(args, rows, "\n".join(f"{r['pattern']:<12} {r['category']:<15} {r['reason']:<30} {r['source']:<12} "
-                               f"by {r['entered_by']}, expires {r['expires_at'] or 'never'}"
+    _out(args, rows, "\n".join(f"{r['pattern']:<12} {r['reason']:<15} {r['note']:<30} {r['case_number'] or '-':<14} "
+                               f"{r['source']:<12} by {r['entered_by']}, expires {r['expires_at'] or 'never'}"
                                f"{'' if r['active'] else ' (expired)'}" for r in rows) or "(empty)")
     return 0
 
@@ -170,18 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_hot = sub.add_parser("hotlist", help="hot-list entries served to units")
     hsub = p_hot.add_subparsers(dest="hotlist_command", metavar="ACTION", required=True)
-    p = hsub.add_parser("add", parents=[common], help="add a plate or partial plate (? one character, * any run)")
+    p = hsub.add_parser("add", parents=[common, as_json],
+                        help="add a plate or partial plate (? one character, * any run)")
     p.add_argument("pattern")
-    p.add_argument("--reason", required=True, help="label units show")
-    p.add_argument("--category", default="investigation", choices=list(hotlist.CATEGORIES),
-                   help="the policy reason (default investigation)")
+    p.add_argument("--reason", "--category", dest="reason", required=True, choices=list(hotlist.CATEGORIES),
+                   help="why it is listed (the API, CSV and console call it reason; category is the same)")
+    p.add_argument("--purpose", required=True, choices=list(PURPOSES), metavar="PURPOSE",
+                   help="the policy purpose it is entered for: " + ", ".join(PURPOSES))
+    p.add_argument("--case", required=True, help="case or incident number (its alerts are logged under it)")
     p.add_argument("--source", default="manual", help="where the entry came from")
+    p.add_argument("--note", help="label units show (default: the reason's words)")
     p.add_argument("--expires", help="YYYY-MM-DD (end of day) or ISO-8601")
-    p.add_argument("--case", help="case number")
+    p.add_argument("--retro-days", type=int, help="also check this many days of past reads "
+                   "(default: the hotlist_retro_days setting)")
     p.add_argument("--by", help="who entered it (default cli:<login name>)")
     p.set_defaults(run=cmd_hotlist_add)
-    p = hsub.add_parser("import", parents=[common, as_json], help="import CSV: plate,reason,source[,expires][,note]"
-                        "[,case_number]; exit 1 if any line was refused")
+    p = hsub.add_parser("import", parents=[common, as_json], help="import CSV: plate,reason,purpose,case_number,"
+                        "source[,expires][,note]; exit 1 if any line was refused")
     p.add_argument("csv")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--by", help="who entered them (default cli:<login name>)")

@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.db import sqlite_url
 
@@ -81,6 +82,11 @@ class Settings:
     search_timeout_s: int = 10               # PostgreSQL: a search running longer is refused as too broad
     policy_path: str = ""                    # empty: the policy shipped in the package
     report_dir: str = ""                     # scheduled audit reports; empty: HOME/reports
+    time_zone: str = "UTC"                   # IANA name; the console shows times in it (UTC on hover)
+    heartbeat_interval_s: int = 60           # what units are configured to send (uplink.heartbeat_interval_s)
+    silent_after_heartbeats: int = 3         # a unit quiet this many intervals is flagged
+    growth_window_heartbeats: int = 5        # buffer depth or drops rising across this many heartbeats: flagged
+    hotlist_retro_days: int = 0              # a new hot-list entry is checked against this many days of reads (0: off)
 
     def __post_init__(self) -> None:
         if self.retention_years < MIN_RETENTION_YEARS:
@@ -88,9 +94,21 @@ class Settings:
                              f"at least {MIN_RETENTION_YEARS} years")
         for name in ("session_ttl_s", "session_idle_s", "lockout_failures", "lockout_minutes",
                      "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "min_password_length",
-                     "search_timeout_s"):
+                     "search_timeout_s", "heartbeat_interval_s", "silent_after_heartbeats"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.growth_window_heartbeats < 2:
+            raise ValueError("growth_window_heartbeats must be at least 2")
+        if not 0 <= self.hotlist_retro_days <= 365 * MIN_RETENTION_YEARS:
+            raise ValueError(f"hotlist_retro_days: 0 (off) to {365 * MIN_RETENTION_YEARS}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r}: an IANA time zone name, e.g. America/Los_Angeles") from None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @property
     def policy_file(self) -> Path:

@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "holds.read": SWORN | {"admin", "auditor"},
     "holds.release": frozenset({"supervisor", "commander", "admin"}),
     "evidence.export": frozenset({"supervisor", "commander"}),    # the bundle holds read data
+    "units.view": frozenset({"supervisor", "commander", "admin"}),   # health from heartbeats; no read data
     "retention.run": frozenset({"admin"}),
     "retention.read": frozenset({"admin", "auditor"}),
     "audit.read": frozenset({"admin", "auditor"}),

@@ -95,13 +95,13 @@ hotlist_entries = sa.Table(
     "hotlist_entries", metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("pattern", sa.String(PLATE_TEXT_MAX), nullable=False, unique=True),   # A-Z0-9, later with wildcards
-    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("note", sa.String(200), nullable=False),    # the label units show (named reason until 0003)
     sa.Column("added_at", TS, nullable=False),
 )
 
 # -- policy 462 (migration 0002) ---------------------------------------------------------------------
-# hot-list entries gain the policy's reason (category), source, who entered them and an expiry; the
-# free-text `reason` above stays the label units show.
+# hot-list entries gain the policy's reason (`category`; the API, CLI and CSV call it "reason"),
+# source, who entered them and an expiry; `note` above stays the label units show.
 hotlist_entries.append_column(sa.Column("category", sa.String(32), nullable=False, server_default="investigation"))
 hotlist_entries.append_column(sa.Column("source", sa.String(100), nullable=False, server_default="manual"))
 hotlist_entries.append_column(sa.Column("entered_by", sa.String(64), nullable=False, server_default="unknown"))
@@ -185,6 +185,15 @@ alerts = sa.Table(
     sa.Column("verified_at", TS),
     sa.Column("verification_note", sa.String(1000)),
 )
+
+# -- the console (migration 0003) --------------------------------------------------------------------
+# an entry names the policy purpose and the case it was entered under; an alert copies what an officer
+# needs at the roadside and what its views are logged under (the entry may be removed later).
+hotlist_entries.append_column(sa.Column("purpose", sa.String(64)))
+for _name, _size in (("unit_id", 64), ("lane", 32), ("direction", 16), ("note", 200), ("purpose", 64),
+                     ("case_number", 40)):
+    alerts.append_column(sa.Column(_name, sa.String(_size)))
+sa.Index("ix_alerts_hotlist_entry", alerts.c.hotlist_entry_id)
 
 legal_holds = sa.Table(
     "legal_holds", metadata,

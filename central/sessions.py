@@ -113,8 +113,9 @@ def _settle(conn: sa.Connection, settings: Settings, user_id: int, matched: bool
     return token, expires
 
 
-def resolve(engine: sa.Engine, settings: Settings, token: str) -> Actor:
-    """The Actor for a bearer token, or ApiError 401. Touches last_seen_at (idle timeout)."""
+def resolve(engine: sa.Engine, settings: Settings, token: str, touch: bool = True) -> Actor:
+    """The Actor for a session token, or ApiError 401. Touches last_seen_at (idle timeout) unless
+    `touch` is False (a live page re-checking its session is not the user being active)."""
     now = utcnow()
     with engine.begin() as conn:
         row = conn.execute(
@@ -133,7 +134,7 @@ def resolve(engine: sa.Engine, settings: Settings, token: str) -> Actor:
             conn.execute(user_sessions.update().where(user_sessions.c.token_hash == row.token_hash)
                          .values(ended_at=now))
             raise ApiError(401, "session idle too long: log in again")
-        if (now - aware(row.last_seen_at)).total_seconds() > 5:          # spare a write per request
+        if touch and (now - aware(row.last_seen_at)).total_seconds() > 5:     # spare a write per request
             conn.execute(user_sessions.update().where(user_sessions.c.token_hash == row.token_hash)
                          .values(last_seen_at=now))
         trained = is_current(conn, row.id, now.date())

@@ -9,6 +9,7 @@ the requester's name and the purpose, and what is asked for. The rules, all chec
   process (policy manual 810);
 - only the commander or designee approves or refuses (462.7(c)), with a reason; eligibility is checked
   again at the decision and again at release;
+- the person who recorded a request can neither decide nor release it: a second person always reviews;
 - data is released only for an approved request, once, and the release is an audited access;
 - requests, decisions and releases stay on file (462.7(d)); nothing here deletes them.
 The decision records its basis: a current participating-agency agreement (462.7(a)) or the written
@@ -152,11 +153,18 @@ def _locked_request(conn: sa.Connection, request_id: int, status: str, refusal: 
     return row, agency
 
 
+def _not_recorder(row: Any, who: audit.Who, doing: str) -> None:
+    if row.recorded_by == who.username:
+        raise ApiError(403, f"refused: {who.username} recorded request {row.id} and may not {doing} it; "
+                            "another person reviews it (462.7(c))")
+
+
 def decide(engine: sa.Engine, who: audit.Who, request_id: int, approve: bool, reason: str) -> dict[str, Any]:
     reason = _text("reason", reason, 1000)
     now = utcnow()
     with engine.begin() as conn:
         row, agency = _locked_request(conn, request_id, "pending", ", not pending")
+        _not_recorder(row, who, "approve or refuse")
         refusal = ineligible_reason(agency)
         if approve and refusal:
             raise ApiError(409, f"cannot approve: {refusal}")
@@ -177,6 +185,7 @@ def release(engine: sa.Engine, who: audit.Who, request_id: int) -> dict[str, Any
     with engine.begin() as conn:
         row, agency = _locked_request(conn, request_id, "approved",
                                       ": data is released only for an approved request")
+        _not_recorder(row, who, "release")
         refusal = ineligible_reason(agency)
         if refusal:
             raise ApiError(409, f"cannot release: {refusal}")

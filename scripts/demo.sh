@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job on its embedded defaults: a central store on SQLite, and a unit replaying the demo clips
-# (hil/clips) into it through the real unit service, each read printed as the store stores it, then a
-# summary. Sets up .venv on a fresh machine. Everything runs on 127.0.0.1 and is stopped at the end.
+# The main job on its embedded defaults: a central store on SQLite with its officer console, demo
+# accounts (one per role, random passwords printed once, current training) and a hot-list entry for a
+# plate in the first demo clip; then a unit replaying the demo clips (hil/clips) into it through the
+# real unit service, each read printed as the store stores it, then a summary. Sets up .venv on a fresh
+# machine. Everything runs on 127.0.0.1 and is stopped at the end, unless --keep.
 #
 #   bash scripts/demo.sh            # run, report, stop
-#   bash scripts/demo.sh --keep     # ... and keep the central store running until Ctrl-C
+#   bash scripts/demo.sh --keep     # ... and keep the store and its console running until Ctrl-C
 #   bash scripts/demo.sh --realtime # replay at recorded speed (the unit runs live, as on a Pi)
 #   Other options are passed to `python -m hil run` (see docs/hil.md), e.g. --json, or clip folders.
 set -euo pipefail
@@ -61,6 +63,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 .venv/bin/alpr-central init --home "$HOME_DIR" >/dev/null
+.venv/bin/alpr-central config set --home "$HOME_DIR" time_zone=America/Los_Angeles >/dev/null
+SETUP=$(.venv/bin/python -m hil.demo_setup --home "$HOME_DIR")
 PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
 .venv/bin/alpr-central serve --home "$HOME_DIR" --host 127.0.0.1 --port "$PORT" --log-level warning \
@@ -83,23 +87,30 @@ for _ in range(300):
 sys.exit("the central store did not answer within 30 s")
 EOF
 say "central store: $URL  (SQLite, home $HOME_DIR)"
+say "officer console: $URL/   demo accounts (passwords shown only now):"
+say "$SETUP"
 
 # 3. enrol a unit with a one-time token, then replay the demo clips through it into the store
 TOKEN=$(.venv/bin/alpr-central units enroll-token --home "$HOME_DIR" --site DEMO-GATE --json \
         | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+printf '[camera]\ncontext_frame = true\n' > "$WORK/unit.toml"     # a scene frame with each read, for the console
 RC=0
-.venv/bin/python -m hil run --central-url "$URL" --central-home "$HOME_DIR" --token "$TOKEN" \
+.venv/bin/python -m hil run --central-url "$URL" --central-home "$HOME_DIR" --token "$TOKEN" --config "$WORK/unit.toml" \
   --unit-id demo-unit-1 --workdir "$WORK/unit" --show-reads --check "${ARGS[@]+"${ARGS[@]}"}" || RC=$?
 
 say ""
 if [ "$KEEP" = 1 ]; then
   say "central store: $URL  (still running; Ctrl-C to stop it)"
+  say "  console:  $URL/  log in as demo.officer: Search (purpose + case number) shows the reads, Alerts the"
+  say "            hot-list hit; demo.commander or demo.supervisor: Units; demo.auditor: Audit; demo.admin: Users"
+  say "  accounts:"
+  say "$SETUP"
   say "  public:   $URL/policy   $URL/openapi.json"
   say "  units:    .venv/bin/alpr-central units list --home $HOME_DIR"
   say "  audit:    .venv/bin/alpr-central audit verify --home $HOME_DIR   (the harness's looks at the reads are logged there)"
   wait "$SERVE_PID" || true
 else
-  say "central store: $URL  (stopped now; run with --keep to look at it afterwards)"
+  say "central store: $URL  (stopped now; run with --keep to use the console at $URL/ afterwards)"
 fi
 if [ "$RC" = 0 ]; then say "demo: every vehicle read exactly once"; else say "demo: see the report above (exit $RC)"; fi
 exit "$RC"

@@ -87,7 +87,8 @@ def test_heartbeat_and_hot_list_with_etag(central, tmp_path):
 
     assert beat.beat()
     assert len(hotlist.load(hot.path)) == 0 and hot.etag
-    assert central.store.cli("hotlist", "add", "7abc123", "--reason", "stolen, #2") == 0
+    assert central.store.cli("hotlist", "add", "7abc123", "--reason", "stolen_vehicle", "--note", "stolen, #2",
+                             "--purpose", "stolen_vehicle", "--case", "DR-1") == 0
     assert beat.beat()                                   # the answer's ETag differs: pulled
     loaded = hotlist.load(hot.path)                      # what the unit service reads
     assert [(e.pattern, e.label) for e in loaded.entries] == [("7ABC123", "stolen 2")]

@@ -55,7 +55,8 @@ def test_units_token_list_revoke(store, capsys):
     assert run_json(capsys, "units", "list", "--json", *home)[0]["status"] == "revoked"
     assert cli.main(["units", "revoke", "no-such-unit", *home]) == 1
     assert cli.main(["units", "enroll-token", "--site", "bad site!", *home]) == 2
-    assert cli.main(["hotlist", "add", "not a plate", "--reason", "x", *home]) == 2
+    assert cli.main(["hotlist", "add", "not a plate", "--reason", "wanted", "--purpose", "wanted_vehicle",
+                     "--case", "DR-1", *home]) == 2
 
 
 def test_usage_errors_exit_2_and_help_exits_0(tmp_path):

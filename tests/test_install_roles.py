@@ -24,8 +24,9 @@ STDLIB = set(sys.stdlib_module_names)
 # third-party top-level imports each role's code may use (beyond the standard library and `wire`)
 WIRE_DEPS = {"cryptography"}
 CENTRAL_DEPS = WIRE_DEPS | {"sqlalchemy", "alembic", "fastapi", "starlette", "pydantic", "uvicorn", "argon2",
-                            "psycopg"}
-SERVER_ONLY = {"sqlalchemy", "alembic", "fastapi", "starlette", "pydantic", "uvicorn", "argon2", "psycopg"}
+                            "psycopg", "jinja2", "markupsafe"}
+SERVER_ONLY = {"sqlalchemy", "alembic", "fastapi", "starlette", "pydantic", "uvicorn", "argon2", "psycopg", "jinja2",
+               "markupsafe"}
 UNIT_ONLY = {"unit", "provisioning", "hil", "models", "numpy", "PIL", "gpiozero", "ai_edge_litert", "tflite_runtime",
              "picamera2", "watchdog", "sqlite_utils", "requests"}
 

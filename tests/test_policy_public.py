@@ -67,7 +67,7 @@ def test_audit_report_text_and_csv(policy, capsys, tmp_path):
     cmdr = policy.user("cmdr.reyes", "commander")
     agency = cmdr.post("/v1/agencies", json={"name": "Harbor PD", "kind": "law_enforcement",
                                              "california_public": True}).json()
-    req = cmdr.post("/v1/sharing/requests", json={"agency_id": agency["id"], "requester_name": "Det. Cruz",
+    req = officer.post("/v1/sharing/requests", json={"agency_id": agency["id"], "requester_name": "Det. Cruz",
                                                   "purpose": "theft ring", "query": {"plate": "7ABC123"}}).json()
     cmdr.post(f"/v1/sharing/requests/{req['id']}/decision", json={"approve": False, "reason": "no nexus"})
     assert policy.store.cli("retention", "run") == 0

@@ -95,13 +95,29 @@ def test_agency_that_becomes_ineligible_gets_nothing(policy):
     insert_reads(policy.engine, [{"plate": "7ABC123"}])
     cmdr = policy.user("cmdr.reyes", "commander")
     agency = _agency(cmdr, "Harbor PD", "law_enforcement")
-    req = _request(cmdr, agency["id"]).json()
+    req = _request(policy.user("ofc.lee", "officer"), agency["id"]).json()
     assert cmdr.post(f"/v1/sharing/requests/{req['id']}/decision", json={"approve": True, "reason": "ok"}).status_code == 200
     with policy.engine.begin() as conn:
         conn.execute(agencies.update().values(kind="other"))
     r = cmdr.post(f"/v1/sharing/requests/{req['id']}/release")
     assert r.status_code == 409 and "public-records" in r.json()["error"]
     assert policy.audit_rows("share_release") == []
+
+
+def test_whoever_records_a_request_neither_decides_nor_releases_it(policy):
+    insert_reads(policy.engine, [{"plate": "7ABC123"}])
+    cmdr = policy.user("cmdr.reyes", "commander")
+    deputy = policy.user("cmdr.ortiz", "commander")
+    agency = _agency(cmdr, "Harbor PD", "law_enforcement")
+    req = _request(cmdr, agency["id"]).json()
+    r = cmdr.post(f"/v1/sharing/requests/{req['id']}/decision", json={"approve": True, "reason": "mine"})
+    assert r.status_code == 403 and "recorded request" in r.json()["error"]
+    assert cmdr.get(f"/v1/sharing/requests/{req['id']}").json()["status"] == "pending"
+    assert deputy.post(f"/v1/sharing/requests/{req['id']}/decision",
+                       json={"approve": True, "reason": "reviewed"}).status_code == 200
+    r = cmdr.post(f"/v1/sharing/requests/{req['id']}/release")
+    assert r.status_code == 403 and policy.audit_rows("share_release") == []
+    assert deputy.post(f"/v1/sharing/requests/{req['id']}/release").json()["request"]["released_count"] == 1
 
 
 def test_request_must_name_requester_purpose_and_what(policy):

@@ -33,7 +33,8 @@ def test_uplink_and_heartbeat_from_config(central, tmp_path):
     answer = enroll(central.url, token, "unit-c", load_ed25519_private(key_path))
     section = UplinkConfig(url=central.url, identity_key_path=str(key_path), batch_size=7,
                            central_signing_key=answer["signing_public_key"], backoff_base_s=0.05, idle_s=0.05)
-    assert central.store.cli("hotlist", "add", "4XYZ999", "--reason", "test") == 0
+    assert central.store.cli("hotlist", "add", "4XYZ999", "--reason", "wanted", "--note", "test",
+                             "--purpose", "wanted_vehicle", "--case", "DR-1") == 0
 
     with SealedBuffer(tmp_path / "buffer.sqlite") as buffer:
         unit = EnrolledUnit("unit-c", answer["site"], key, load_sealing_public(answer["sealing_public_key"]))

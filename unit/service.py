@@ -604,7 +604,10 @@ class UnitService:
         self._hb_versions.update({"unit": software_version(), **self.unit.models.versions})
         snap = self.health.snapshot()
         return {"state": snap["state"], "problems": snap["problems"], "parts": snap["parts"],
-                "lanes": snap.get("lanes", {}), "counters": snap["counters"]}
+                "lanes": snap.get("lanes", {}), "counters": snap["counters"],
+                # the frame size the reads' plate boxes are measured in (context frames may be downscaled)
+                "camera": {"resolution": list(self.cfg.camera.resolution),
+                           "context_width": self.cfg.camera.context_width if self.cfg.camera.context_frame else None}}
 
     def _uplink_health(self) -> None:
         if self.uplink is None:

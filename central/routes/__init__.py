@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from central.routes import admin, alerts, auth, auditing, holds, hotlist, policy, reads, sharing
+from central.routes import admin, alerts, auth, auditing, holds, hotlist, policy, reads, sharing, units
 
 
 def router() -> APIRouter:
     r = APIRouter()
-    for module in (policy, auth, reads, alerts, hotlist, holds, sharing, admin, auditing):
+    for module in (policy, auth, reads, alerts, hotlist, holds, sharing, admin, auditing, units):
         r.include_router(module.router)
     return r

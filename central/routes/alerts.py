@@ -16,19 +16,22 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 
 class VerificationIn(BaseModel):
-    outcome: Literal["confirmed", "not_confirmed"]
+    outcome: Literal["confirmed", "not_confirmed"] = Field(description="not_confirmed rejects the alert")
     note: str = Field(description="what the CLETS check said")
 
 
-@router.get("", summary="Alerts, newest first (an audited alert view)")
+@router.get("", summary="Alerts, newest first, each with unit, lane, hot-list entry and crop (an audited alert "
+            "view, logged under the entries' purposes and cases)")
 def list_alerts(status: str | None = None, from_: str | None = Query(None, alias="from"), to: str | None = None, limit: int = 100,
-                before_id: int | None = None, actor: Actor = Depends(actor_for("alerts.view")),
+                before_id: int | None = None, since_id: int | None = Query(None, description="only alerts newer than this id"),
+                actor: Actor = Depends(actor_for("alerts.view")),
                 db: sa.Engine = Depends(engine)) -> list[dict[str, Any]]:
     return alerts.list_alerts(db, actor, status=status, start=parse_time(from_) if from_ else None,
-                              end=parse_time(to, end_of_day=True) if to else None, limit=limit, after_id=before_id)
+                              end=parse_time(to, end_of_day=True) if to else None, limit=limit, after_id=before_id,
+                              since_id=since_id)
 
 
-@router.get("/{alert_id}", summary="One alert (an audited alert view)")
+@router.get("/{alert_id}", summary="One alert with crop and context image (an audited alert view)")
 def get_alert(alert_id: int, actor: Actor = Depends(actor_for("alerts.view")),
               db: sa.Engine = Depends(engine)) -> dict[str, Any]:
     return alerts.get(db, actor, alert_id)

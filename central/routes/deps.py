@@ -1,10 +1,12 @@
 """Authentication and authorisation for people, applied to every route that is not public.
 
 `UserGate` is ASGI middleware in front of the whole app: it lets through only the public routes
-(GET /policy, GET /openapi.json, POST /v1/auth/login, POST /v1/enroll with its one-time token) and
-the unit routes (which check the unit's signature themselves); any other request needs a valid
-bearer session or gets 401 before it reaches a handler (a path no route knows gets its 404). So a
-route added later is closed by default.
+(GET /policy, GET /openapi.json, POST /v1/auth/login, POST /v1/enroll with its one-time token, the
+console's login page and static assets) and the unit routes (which check the unit's signature
+themselves); any other request needs a valid session or is refused before it reaches a handler (a
+path no route knows gets its 404). So a route added later is closed by default. The API takes the
+session as a bearer token (401 without one); the console (`central.console`, every path outside
+/v1) takes the same session from its cookie and sends a visitor without one to the login page.
 `actor_for(permission)` then checks role and training for the route.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.routing import Match
 
 from central import access, sessions
 from central.config import Settings
+from central.console import web
 from central.errors import ApiError
 from central.keys import CentralKeys
 from wire import paths
@@ -64,6 +67,8 @@ class UserGate:
         key = (scope["method"], scope["path"])
         if key in PUBLIC or key in UNIT_SIGNED or not _routed(scope):
             return await self.app(scope, receive, send)          # no such route: routing answers 404
+        if web.is_console_path(scope["path"]):
+            return await self._console(scope, receive, send)
         token = _token(scope)
         if token is None:
             return await self._refuse(send, 401, "not logged in: send Authorization: Bearer <token> "
@@ -72,6 +77,29 @@ class UserGate:
             actor = await run_in_threadpool(sessions.resolve, self.engine, self.settings, token)
         except ApiError as exc:
             return await self._refuse(send, exc.status, str(exc))
+        scope.setdefault("state", {})
+        scope["state"]["actor"] = actor
+        scope["state"]["token"] = token
+        return await self.app(scope, receive, send)
+
+
+    async def _console(self, scope, receive, send):
+        """Cookie session for console pages; without a valid one, to the login page (303)."""
+        if web.is_public(scope["method"], scope["path"]):
+            return await self.app(scope, receive, send)
+        token = web.session_token(scope)
+        actor = None
+        if token is not None:
+            try:
+                actor = await run_in_threadpool(sessions.resolve, self.engine, self.settings, token,
+                                                scope["path"] not in web.PASSIVE_PATHS)
+            except ApiError:
+                actor = None
+        if actor is None:
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": web.login_redirect(scope["path"], scope.get("query_string", b"").decode("latin-1"),
+                                                      expired=token is not None)})
+            return await send({"type": "http.response.body", "body": b""})
         scope.setdefault("state", {})
         scope["state"]["actor"] = actor
         scope["state"]["token"] = token
