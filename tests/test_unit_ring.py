@@ -14,6 +14,7 @@ from unit import burst
 from unit.burst import BurstAssembler, FrameWork, Open
 from unit.config import CameraConfig, LaneConfig, load
 from unit.sensors import Presence
+from unit.sources import frames
 from unit.sources.frames import Frame, ManualClock, decode_image
 from unit.sources.pushed import QueueSource
 
@@ -59,7 +60,7 @@ def test_a_burst_starts_only_with_frames_from_its_window_and_after_a_gap():
     asm.on_presence(Presence("in", False, 114.9, "loop:GPIO17", "sensor"))
     for i in range(3):
         asm.on_frame(frame(120.0 + i / 15, 10 + i))
-    asm.on_gap(burst.Gap(120.15, "camera reopened"))
+    asm.on_gap(frames.Gap(120.15, "camera reopened"))
     out.clear()
     asm.on_presence(Presence("in", True, 120.2, "loop:GPIO17", "sensor"))
     assert [type(w) for w in out] == [Open]               # recent, but from before the gap
@@ -109,3 +110,41 @@ def test_a_camera_that_stops_gives_later_vehicles_no_read_and_a_health_failure(r
     cam = unit.health.get("camera")       # (stalled instead, if the machine took over 5 s for all this)
     assert cam["state"] == "stalled" or (cam["state"] == "no_frames" and "got no frames" in cam["detail"])
     assert unit.health.overall()[0] == "degraded"
+
+
+class Scripted:
+    """A camera that hands out the given items (frames, a gap), then nothing."""
+    live = True
+
+    def __init__(self, items):
+        self.items, self.clock = list(items), time.time
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    def read(self, timeout):
+        if self.items:
+            return self.items.pop(0)
+        time.sleep(timeout)
+        return None
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_a_gap_the_camera_itself_reports_empties_the_ring(rig, gap):
+    """A source whose pipeline restarted by itself (a stream reconnected) returns a Gap from read()."""
+    from unit.service import Unit
+    now = time.time()
+    items = [frame(now + i / 15, i) for i in range(2)] + ([frames.Gap(now + 0.2, "stream reconnected")] if gap else [])
+    unit = Unit(load(rig[0] / "unit.toml"), Scripted(items), env={}, recogniser_factory=lambda: None)
+    unit.start()
+    try:
+        deadline = time.monotonic() + 10
+        while unit.source.items or unit.events.unfinished_tasks:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert len(unit.assembler.ring) == (0 if gap else 2)
+    finally:
+        unit.stop()

@@ -18,7 +18,7 @@ from typing import Callable, Union
 
 from unit.config import CameraConfig, LaneConfig
 from unit.sensors import Presence
-from unit.sources.frames import Frame
+from unit.sources.frames import Frame, Gap
 from wire.read import new_read_id
 
 log = logging.getLogger("unit.burst")
@@ -31,14 +31,6 @@ class Trigger:
     sensor: str
     kind: str            # "sensor" or "motion"
     edge_t: float
-
-
-@dataclass
-class Gap:
-    """The camera's frames broke off (it was reopened after a stall or an error): frames from before it
-    must not go with a vehicle seen after it."""
-    t: float
-    reason: str
 
 
 class PreTriggerRing:

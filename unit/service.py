@@ -31,13 +31,13 @@ from unit import logs
 from unit import uplink as uplink_mod
 from unit import salvage
 from unit.buffer import BufferCorrupt, SealedBuffer, StoreError, is_corrupt
-from unit.burst import BurstAssembler, FrameWork, Gap, Work
+from unit.burst import BurstAssembler, FrameWork, Work
 from unit.config import ConfigError, UnitConfig, changed_keys, load, merge_live
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
 from unit.reload import FileWatcher
 from unit.sensors import Lane, Presence
-from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, check_frame
+from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, Gap, SourceEnded, check_frame
 from wire import paths
 
 log = logging.getLogger("unit.service")
@@ -262,6 +262,9 @@ class Unit:
                 continue
             if isinstance(item, Edge):
                 self._drive(item)
+                continue
+            if isinstance(item, Gap):           # the source's own frames broke off: the ring forgets
+                self.events.put(item)
                 continue
             try:
                 item.image = check_frame(item.image)       # grey and four-channel frames become RGB

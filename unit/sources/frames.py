@@ -1,7 +1,8 @@
 """What every camera source hands out, and the one check a frame passes before it is used.
 
 A source's `read(timeout)` gives the next `Frame`, an `Edge` (recorded kinds only: a sensor change as
-it was recorded), or None when nothing came in time (the capture loop turns a long run of None into a
+it was recorded), a `Gap` when its frames broke off and came back (a pipeline restarted, a stream
+reconnected: the pre-trigger ring then forgets what came before), or None when nothing came in time (the capture loop turns a long run of None into a
 "stalled" camera). It raises `SourceEnded` when a recording has no more, and `BadFrame` for a frame
 it cannot use; the loop logs that, counts it and carries on.
 
@@ -56,6 +57,15 @@ class Edge:
     t: float
 
 
+@dataclass
+class Gap:
+    """The camera's frames broke off: frames from before it must never go with a vehicle seen after it.
+    The capture loop sends one whenever it reopens the camera; a source whose pipeline restarts by itself
+    returns one from `read`."""
+    t: float
+    reason: str
+
+
 @dataclass(frozen=True)
 class ReplayEvent:
     """One moment of a recording: a frame to decode (`path`) or a sensor change (`edge`: lane, active).
@@ -73,7 +83,7 @@ class FrameSource(Protocol):
     live: bool
 
     def open(self) -> None: ...
-    def read(self, timeout: float) -> Frame | Edge | None: ...
+    def read(self, timeout: float) -> Frame | Edge | Gap | None: ...
     def close(self) -> None: ...
 
 
