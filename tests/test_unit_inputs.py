@@ -117,6 +117,7 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")     # as unit.sources.frames sets it
 def test_eval_names_images_no_camera_gives_and_goes_on(tmp_path, capsys):
     photos = sorted(US.glob("*.jpg"))[:3]
     for p in photos:
