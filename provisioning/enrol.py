@@ -114,7 +114,7 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
     if answer.get("sealing_key_id") and answer["sealing_key_id"] != seal.sealing_key_id(sealing):
         raise Refused("the central store's sealing key does not match its own key id; nothing pinned")
     source = None
-    problem = None
+    problem = note = None
     doc_keep: dict[str, str] = {}           # enrolled again (--force): a release key pinned before stays
     if (central_release is not None and release is not None
             and ed25519_key_id(central_release) != ed25519_key_id(release)):
@@ -127,9 +127,10 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         source = "file"
     elif lay.release_pub.exists() and pinned and pinned.get("release_key_id"):
         doc_keep = {"release_key_id": pinned["release_key_id"], "release_key_source": pinned.get("release_key_source", "file")}
-    else:
-        problem = ("the central store does not hand out a release key and no --release-key was given: updates "
-                   "will be refused until one is pinned: alpr-provision enroll --central URL --release-key release.pub")
+    else:       # enrolled all the same: the key can be pinned later, without a new token
+        note = ("no release key pinned (the central store does not hand one out and no --release-key was given): "
+                "software updates need one and are refused until it is pinned, later, with "
+                "alpr-provision enroll --central URL --release-key release.pub")
     write_file(lay.seal_pub, seal.sealing_public_b64(sealing) + "\n", 0o644)
     doc = {"url": url.rstrip("/"), "unit_id": unit_id, "site": site, "unit_key_id": identity.key_id(key),
            "sealing_public_key": answer["sealing_public_key"], "sealing_key_id": seal.sealing_key_id(sealing),
@@ -140,7 +141,7 @@ def enrol(lay: Layout, url: str, token: str | None, release_key: Path | None = N
         doc.update(release_key_id=ed25519_key_id(release), release_key_source=source)
     doc.update(doc_keep)
     write_file(lay.central_json, _dump(doc), 0o640)
-    return {**doc, "enrolled": True, **({"problem": problem} if problem else {})}
+    return {**doc, "enrolled": True, **({"problem": problem} if problem else {}), **({"note": note} if note else {})}
 
 
 def _pin_release(lay: Layout, key: Ed25519PublicKey) -> None:
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 f"pinned: central sealing key {res['sealing_key_id']}, central signing key {res['signing_key_id']}, "
                 f"release key {res.get('release_key_id', 'NONE')}"
                 + (f" ({res['release_key_source']})" if res.get("release_key_source") else ""))
+        text += f"\nnote: {res['note']}" if res.get("note") else ""
         text += f"\nproblem: {problem}" if problem else "\nnext: alpr-provision site ..."
     else:
         text = (f"{res['note']}: unit {res['unit_id']} at site {res['site']} with {res['url']}; "

@@ -99,7 +99,10 @@ def check_config(ctx: Context) -> list[Check]:
                       "write it: alpr-provision site --lane ... (or -i to be asked)" if missing
                       else "fix the key named above (docs/unit-config.md), or rewrite it with alpr-provision site")]
     lanes = ", ".join(f"{ln.name} ({ln.sensor.kind})" for ln in ctx.cfg.lanes)
-    return [Check("config", "pass", f"{path}: unit {ctx.cfg.unit_id} at {ctx.cfg.site}; lanes {lanes}")]
+    return [Check("config", "pass", f"{path}: unit {ctx.cfg.unit_id} at {ctx.cfg.site}; lanes {lanes}")] + [
+        Check("config:lanes", "warn", w, "set each lane's roi to its own part of the frame: alpr-provision site --lane "
+                                   "name=..,roi=x0:y0:x1:y1 (alpr-provision aim shows the frame)")
+        for w in ctx.cfg.warnings]
 
 
 def check_identity(ctx: Context) -> list[Check]:

@@ -204,9 +204,10 @@ def render(lay: Layout, site: Site, unit_id: str, enrolled: dict[str, Any]) -> s
     return "\n".join(lines) + "\n"
 
 
-def validate(text: str, config_path: Path) -> None:
+def validate(text: str, config_path: Path) -> list[str]:
+    """Check the generated file as the service will; its warnings (overlapping lanes) are returned."""
     try:
-        parse(tomllib.loads(text), base=config_path.parent, path=str(config_path))
+        return parse(tomllib.loads(text), base=config_path.parent, path=str(config_path)).warnings
     except ConfigError as exc:
         raise Usage(f"config error: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -323,9 +324,10 @@ def write_site(lay: Layout, site: Site, config_path: Path | None = None, expect_
         site.camera_source = str(Path(site.camera_source).resolve())
     config_path = config_path or lay.config
     text = render(lay, site, unit_id, enrolled)
-    validate(text, config_path)
+    warnings = validate(text, config_path)
     res: dict[str, Any] = {"config": str(config_path), "unit_id": unit_id, "site": enrolled["site"], "gate": site.gate,
-                           "lanes": [lane.__dict__ for lane in site.lanes], "written": not dry_run}
+                           "lanes": [lane.__dict__ for lane in site.lanes], "written": not dry_run,
+                           "warnings": warnings}
     if dry_run:
         return {**res, "text": text}
     if config_path.exists():
@@ -380,6 +382,9 @@ def run(args: argparse.Namespace) -> int:
     if args.interactive or (not site.lanes and sys.stdin.isatty() and not args.json):
         site = interactive(site)
     res = write_site(lay, site, args.config, args.site, args.dry_run)
+    if not args.json:
+        for warning in res["warnings"]:
+            print(f"alpr-provision: warning: {warning}", file=sys.stderr)
     if args.dry_run:
         emit(args, {"ok": True, **res}, res["text"].rstrip())
         return 0

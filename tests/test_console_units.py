@@ -83,12 +83,15 @@ def test_reads_per_hour_per_site_and_the_units_api(policy):
     listed = supervisor.get("/v1/units").json()
     assert {u["unit_id"] for u in listed} == {"unit-gate-1", "unit-gate-2"}
     assert all(u["flags"] == [] and u["last_heartbeat_at"] is None for u in listed)   # enrolled just now
-    beats = [{"unit_id": "unit-gate-1", "received_at": now - timedelta(seconds=50 - 10 * i), "queue_depth": d,
+    # heartbeats are timed from the real now: `now` above is this hour's half past, up to 30 min away from
+    # the units' enrolment, which would make a unit with no heartbeat yet look silent
+    real = datetime.now(timezone.utc)
+    beats = [{"unit_id": "unit-gate-1", "received_at": real - timedelta(seconds=50 - 10 * i), "queue_depth": d,
               "dropped": 0, "body": {"queue": {"depth": d, "dropped": 0}, "temperature_c": 50 + i, "state": "ok"}}
              for i, d in enumerate([1, 4, 4, 9, 20, 35])]                   # six beats; the last five are the window
     with policy.engine.begin() as conn:
         conn.execute(heartbeats.insert(), beats)
-    health = {u.unit_id: u for u in unit_health.units_health(policy.engine, policy.settings, now)}
+    health = {u.unit_id: u for u in unit_health.units_health(policy.engine, policy.settings, real)}
     assert health["unit-gate-1"].depths == [4, 4, 9, 20, 35] and health["unit-gate-1"].temperature_c == 55
     assert health["unit-gate-1"].flags == ["buffer growing (4 to 35 reads unsent)"]
     assert health["unit-gate-2"].depths == [] and health["unit-gate-2"].flags == []

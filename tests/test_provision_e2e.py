@@ -150,12 +150,13 @@ def test_refused_tokens_pin_nothing(central, tmp_path, capsys):
         assert not lay.central_json.exists() and not lay.seal_pub.exists() and not lay.release_pub.exists()
     assert [u["unit_id"] for u in units.list_units(store.engine)] == ["unit-a"]
 
-    # enrolled without a release key: it works, but says updates will be refused until one is pinned
+    # enrolled without a release key: it works (exit 0), and says updates need one, pinned later
     root = tmp_path / "unit-nokey"
     assert prov(capsys, "init", "--root", str(root), "--unit-id", "unit-nokey")[0] == 0
     code, doc, text = prov(capsys, "enroll", "--root", str(root), "--central", central.url, "--token",
                            token(store, capsys), "--json")
-    assert code == 1 and doc["enrolled"] and "updates will be refused" in doc["problem"]
+    assert code == 0 and doc["ok"] and doc["enrolled"] and "problem" not in doc
+    assert "updates need one" in doc["note"] and "--release-key release.pub" in doc["note"]
     lay = Layout(root)
     assert lay.seal_pub.exists() and not lay.release_pub.exists()
     code, doc, text = prov(capsys, "enroll", "--root", str(root), "--central", central.url,

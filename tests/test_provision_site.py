@@ -112,3 +112,30 @@ def test_aim_measures_plates_against_the_reader_minimum(root, capsys, tmp_path):
         assert figures["plates"][0]["wide_enough"]
     finally:
         server.stop()
+
+
+def test_a_relative_root_writes_paths_that_resolve_from_anywhere(tmp_path, capsys, monkeypatch):
+    """`--root` given relative to where the technician stands: the config it writes must still name the
+    unit's own buffer and hot list, from wherever the service later starts."""
+    root = enrolled_root(tmp_path / "image", "http://127.0.0.1:9")
+    monkeypatch.chdir(tmp_path)
+    code, text = run(capsys, "site", "--root", "image/unit", "--lane", "name=in,sensor=loop,pin=17")
+    assert code == 0, text
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load(root / "etc" / "alpr-unit" / "config.toml")
+    assert cfg.buffer.path == str(root.resolve() / "var" / "lib" / "alpr-unit" / "buffer.sqlite")
+    assert cfg.hotlist.path == str(root.resolve() / "var" / "lib" / "alpr-unit" / "hotlist.txt")
+    assert cfg.uplink.identity_key_path == str(root.resolve() / "etc" / "alpr-unit" / "identity" / "identity.key")
+
+
+def test_overlapping_lane_regions_are_written_with_a_warning(root, capsys):
+    """Allowed (a camera may need it) but said: one vehicle in the overlap can be read on both lanes."""
+    code, text = run(capsys, "site", "--root", str(root), "--lane", "name=in,roi=0:0:0.6:1",
+                     "--lane", "name=out,roi=0.4:0:1:1")
+    assert code == 0 and "config written" in text
+    assert "warning: lanes[0] 'in' and lanes[1] 'out': their regions (roi) overlap (33% of the smaller)" in text
+    assert load(Layout(root).config).warnings                      # the service says it at start too
+    code, text = run(capsys, "site", "--root", str(root), "--lane", "name=in,roi=0:0:0.5:1",
+                     "--lane", "name=out,roi=0.5:0:1:1", "--json")
+    assert code == 0 and json.loads(text)["warnings"] == []        # regions that only touch

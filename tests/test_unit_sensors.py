@@ -157,10 +157,10 @@ def test_absence_ends_a_burst_early_and_a_glitch_is_discarded():
         a.on_frame(f)
     a.on_presence(Presence("in", False, 0.03, "s", "sensor"))       # 30 ms: a glitch
     assert isinstance(out[-1], Discard) and a.glitches == 1
-    a.on_presence(Presence("in", True, 1.0, "s", "sensor"))
-    for f in frames(1, 1.01, seq0=10):
+    a.on_presence(Presence("in", True, 0.25, "s", "sensor"))      # the ring frame is within the burst window
+    for f in frames(1, 0.26, seq0=10):
         a.on_frame(f)
-    a.on_presence(Presence("in", False, 1.5, "s", "sensor"))        # 500 ms, only one frame taken
+    a.on_presence(Presence("in", False, 0.75, "s", "sensor"))      # 500 ms, only one frame taken
     opens = [w for w in out if isinstance(w, Open)]
     assert isinstance(out[-1], Close) and out[-1].read_id == opens[1].trigger.read_id
     assert opens[1].trigger.read_id != opens[0].trigger.read_id     # a new read_id per vehicle

@@ -2,7 +2,10 @@
 
 A pre-trigger ring keeps the last few frames, because a plate is often best seen just before the loop
 fires. Presence opens a burst for its lane (the `read_id` is made here, at capture) with the ring's
-frames, then takes frames at `burst_fps` until `burst_frames` or absence. A presence shorter than
+recent frames - never one older than the burst window (`CameraConfig.burst_window_s`), and none from
+before a gap in the camera's frames (`Gap`: the camera was reopened) - then takes frames at
+`burst_fps` until `burst_frames` or absence. A camera that stopped delivering frames thus gives a later
+vehicle no frames, hence no read, rather than an earlier vehicle's. A presence shorter than
 `min_presence_ms` is a glitch: its burst is discarded. Frames are handed on one by one as they come
 (`FrameWork`), so recognition runs while the vehicle is still passing and little is held in memory.
 """
@@ -15,7 +18,7 @@ from typing import Callable, Union
 
 from unit.config import CameraConfig, LaneConfig
 from unit.sensors import Presence
-from unit.sources.frames import Frame
+from unit.sources.frames import Frame, Gap
 from wire.read import new_read_id
 
 log = logging.getLogger("unit.burst")
@@ -28,6 +31,34 @@ class Trigger:
     sensor: str
     kind: str            # "sensor" or "motion"
     edge_t: float
+
+
+class PreTriggerRing:
+    """The last `size` frames, for a burst to begin with what the camera saw just before the trigger.
+
+    `recent(now, max_age)` gives only frames taken at most `max_age` seconds before `now`, so a camera
+    that stopped delivering never lends a later vehicle an earlier one's frames; `clear()` forgets all
+    (a gap in the camera's frames). Used by one thread (the trigger loop)."""
+
+    def __init__(self, size: int):
+        self.size = max(0, int(size))
+        self._frames: collections.deque[Frame] = collections.deque(maxlen=max(self.size, 1))
+
+    def push(self, frame: Frame) -> None:
+        if self.size:
+            self._frames.append(frame)
+
+    def recent(self, now: float, max_age: float) -> list[Frame]:
+        """The frames no older than `max_age` at `now`, oldest first (at most `size`)."""
+        if not self.size:
+            return []
+        return [f for f in self._frames if f.t >= now - max_age][-self.size:]
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+    def __len__(self) -> int:
+        return len(self._frames)
 
 
 @dataclass
@@ -71,7 +102,7 @@ class BurstAssembler:
         self.cam = cam
         self.lanes = {lane.name: lane for lane in lanes}
         self.emit = emit
-        self.ring: collections.deque[Frame] = collections.deque(maxlen=max(cam.pre_trigger_frames, 1))
+        self.ring = PreTriggerRing(cam.pre_trigger_frames)
         self.open: dict[str, _Burst] = {}       # lane -> burst being filled
         self.present: dict[str, bool] = {}      # lane -> vehicle present (burst may already be closed)
         self.glitches = 0
@@ -89,8 +120,7 @@ class BurstAssembler:
             burst = _Burst(Trigger(new_read_id(), p.lane, p.sensor, p.kind, p.t))
             self.open[p.lane] = burst
             self.emit(Open(burst.trigger))
-            ring = list(self.ring)[-self.cam.pre_trigger_frames:] if self.cam.pre_trigger_frames else []
-            for f in ring:
+            for f in self.ring.recent(p.t, self.cam.burst_window_s):
                 self.emit(FrameWork(f, [burst.trigger.read_id]))
         elif not p.active and was:
             burst = self.open.pop(p.lane, None)
@@ -116,15 +146,11 @@ class BurstAssembler:
                 burst.full = burst.taken >= self.cam.burst_frames
         if takers:
             self.emit(FrameWork(frame, takers))
-        if self.cam.pre_trigger_frames:
-            self.ring.append(frame)
+        self.ring.push(frame)
         self.tick(frame.t)
 
-    def on_gap(self, t: float) -> None:
-        """The camera was lost and reopened: the frames in the ring are from before the gap and show a
-        lane as it was then, so a vehicle arriving now must not be given them."""
-        if self.ring:
-            log.info("camera gap: %d pre-trigger frames from before it forgotten", len(self.ring))
+    def on_gap(self, gap: Gap) -> None:
+        """The camera's frames broke off: what the ring holds is from before, and is forgotten."""
         self.ring.clear()
 
     def tick(self, now: float) -> None:

@@ -24,7 +24,7 @@ from unit import sources
 from unit.gpio import BACKENDS
 from unit.schema import DERIVED, ConfigError, Section, is_live, key, read   # ConfigError: callers take it from here
 from wire import seal
-from wire.read import CANDIDATES_MAX, DIRECTIONS
+from wire.read import CANDIDATES_MAX, DIRECTIONS, ID_MAX, ID_RE, LANE_MAX
 
 SENSOR_KINDS = ("loop", "ir_beam", "radar", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -73,7 +73,7 @@ def _roi(s: Section, k: str, default: Any) -> tuple[float, float, float, float]:
 
 @dataclass(frozen=True)
 class LaneConfig:
-    name: str = field(metadata=key(nonempty=True))
+    name: str = field(metadata=key(max_len=LANE_MAX))     # travels in every read: the store's limits
     direction: str = field(default="unknown", metadata=key(choices=DIRECTIONS))
     roi: tuple[float, float, float, float] = field(default=(0.0, 0.0, 1.0, 1.0), metadata=key(read=_roi))
     sensor: SensorConfig = field(default_factory=SensorConfig, metadata=DERIVED)   # its own table
@@ -109,6 +109,13 @@ class CameraConfig:
     def __post_init__(self) -> None:
         if self.options is None:           # the kind's defaults
             object.__setattr__(self, "options", sources.kind(self.kind).options())
+
+    @property
+    def burst_window_s(self) -> float:
+        """The burst window: how long a burst takes at `burst_fps` (or the pre-trigger ring's span at
+        `fps` with a frame to spare, when that is longer). No frame older than this before a trigger is
+        used for it (`unit.burst.PreTriggerRing`)."""
+        return max(self.burst_frames / self.burst_fps, (self.pre_trigger_frames + 1) / self.fps)
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,12 @@ class UnitConfig:
     def status_path(self) -> str:
         return self.health.status_path or (self.buffer.path + ".status.json")
 
+    @property
+    def warnings(self) -> list[str]:
+        """What is allowed but probably wrong: said by the service at start, by `alpr-provision site`
+        and by `selftest` (today: lanes whose regions overlap)."""
+        return lane_overlaps(self.lanes)
+
     def flat(self) -> dict[str, Any]:
         """Dotted key -> value, for diffing two configs."""
         out: dict[str, Any] = {"unit_id": self.unit_id, "site": self.site, "central.kid": self.central_kid}
@@ -312,6 +325,25 @@ def _lanes(top: Section) -> tuple[LaneConfig, ...]:
     return tuple(lanes)
 
 
+def lane_overlaps(lanes: tuple[LaneConfig, ...] | list[LaneConfig]) -> list[str]:
+    """A warning for each pair of lanes whose regions (roi) overlap. A plate whose centre lies in the
+    overlap belongs to both lanes, so when both are triggered together (motion in the overlap, two
+    vehicles side by side) one vehicle is read on both: two reads, two alerts. Allowed, since a camera
+    can need it, but said; regions that only touch (0.5 and 0.5) do not overlap."""
+    out = []
+    for i, a in enumerate(lanes):
+        for j in range(i + 1, len(lanes)):
+            b = lanes[j]
+            w = min(a.roi[2], b.roi[2]) - max(a.roi[0], b.roi[0])
+            h = min(a.roi[3], b.roi[3]) - max(a.roi[1], b.roi[1])
+            if w > 0 and h > 0:
+                share = w * h / min((r[2] - r[0]) * (r[3] - r[1]) for r in (a.roi, b.roi))
+                out.append(f"lanes[{i}] {a.name!r} and lanes[{j}] {b.name!r}: their regions (roi) overlap "
+                           f"({share:.0%} of the smaller): a vehicle seen there can be read on both lanes, "
+                           "two reads and two alerts; give each lane its own part of the frame")
+    return out
+
+
 def _camera(top: Section, resolve: Callable[[str], str]) -> CameraConfig:
     """[camera] and the table of each kind it has (all checked; the chosen kind's options kept)."""
     s = Section(top.table("camera"), "camera")
@@ -330,6 +362,14 @@ def _camera(top: Section, resolve: Callable[[str], str]) -> CameraConfig:
     return read(s.data, "camera", CameraConfig, resolve, extra_keys=set(kinds), given={"options": options[chosen]})
 
 
+def _identifier(top: Section, k: str) -> str:
+    """The unit id or the site: as the central store accepts them at enrolment and in every read."""
+    v = top.text(k, nonempty=True)
+    if not ID_RE.fullmatch(v):
+        raise top.bad(k, f"1-{ID_MAX} of A-Z a-z 0-9 . _ - starting with a letter or digit (as enrolled)", v)
+    return v
+
+
 def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitConfig:
     """Validate a parsed TOML document; relative paths are resolved against `base`."""
     top = Section(data, "", {"unit_id", "site", "central", "lanes", *SECTIONS})
@@ -342,8 +382,8 @@ def parse(data: dict[str, Any], base: Path = Path("."), path: str = "") -> UnitC
     tables: dict[str, Any] = {name: read(top.table(name), name, typing.get_type_hints(UnitConfig)[name], resolve)
                               for name in SECTIONS if name != "camera"}
     return UnitConfig(
-        unit_id=top.text("unit_id", nonempty=True),
-        site=top.text("site", nonempty=True),
+        unit_id=_identifier(top, "unit_id"),
+        site=_identifier(top, "site"),
         central_public_key=public_key,
         central_kid=seal.sealing_key_id(public_key),
         camera=_camera(top, resolve),
@@ -364,4 +404,6 @@ def load(path: str | Path) -> UnitConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    except RecursionError:     # tomllib recurses per level of nesting: a hostile file must not crash us
+        raise ConfigError(f"{p}: not a usable config (arrays or tables nested too deeply)") from None
     return parse(data, base=p.resolve().parent, path=str(p.resolve()))

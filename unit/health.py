@@ -47,6 +47,9 @@ def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
         return None
 
 
+FAILED = "failed"
+
+
 class Health:
     """Thread-safe state of the unit's parts, plus counters; `snapshot()` is what status shows."""
 
@@ -92,10 +95,13 @@ class Health:
             return [k for k, t in self._beats.items() if now - t > max_age_s]
 
     def overall(self) -> tuple[str, list[str]]:
+        """("ok" | "degraded" | "failed", the parts that are not ok). `failed`: a part that a restart is
+        for (a thread of the service died); everything else only degrades."""
         with self._lock:
             bad = [f"{k}: {v['state']}" + (f" ({v['detail']})" if v.get("detail") else "")
                    for k, v in sorted(self.parts.items()) if v.get("state") not in ("ok", "none", "sensor")]
-        return ("ok" if not bad else "degraded"), bad
+            failed = any(v.get("state") == FAILED for v in self.parts.values())
+        return ("failed" if failed else "ok" if not bad else "degraded"), bad
 
     def snapshot(self) -> dict[str, Any]:
         state, problems = self.overall()
@@ -124,8 +130,9 @@ def read_status(path: str | Path) -> dict[str, Any] | None:
 
 
 def write_status(path: str | Path, snapshot: dict[str, Any]) -> None:
-    """Atomically replace the status file, so a reader never sees half of it."""
+    """Atomically replace the status file, so a reader never sees half of it (two writers at once - the
+    health loop and a stop - each write their own temporary file)."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(snapshot, indent=1, default=str), "utf-8")
     os.replace(tmp, p)

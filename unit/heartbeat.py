@@ -20,7 +20,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from unit import hotlist as unit_hotlist
-from unit.uplink import SignedClient, Uplink
+from unit.uplink import SignedClient, Uplink, network_problem
 from wire import paths
 from wire.hotlist import SIGNATURE_HEADER, verified_entries
 from wire.times import utc_ms
@@ -112,13 +112,21 @@ class Heartbeat:
 
     def beat(self) -> bool:
         try:
-            resp = self.client.post_json(paths.HEARTBEAT, {"sent_at": utc_ms(time.time()), **self.collect()})
+            doc = self.collect()
+        except Exception as exc:    # a part that cannot say how it is must not silence the heartbeat
+            doc = {"collect_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        try:
+            resp = self.client.post_json(paths.HEARTBEAT, {"sent_at": utc_ms(time.time()), **doc})
             if resp.status_code != 200:
                 raise RuntimeError(f"heartbeat: HTTP {resp.status_code}")
             etag = resp.json().get("hotlist_etag")
             if self.hotlist is not None and etag and etag != self.hotlist.etag:
                 self.hotlist.pull()
-        except (requests.RequestException, RuntimeError, ValueError) as exc:
+        except requests.RequestException as exc:
+            self.last_error = "heartbeat: " + network_problem(exc, self.client.base_url, self.client.timeout)
+            log.warning("%s", self.last_error)
+            return False
+        except (RuntimeError, ValueError) as exc:
             self.last_error = str(exc)[:200]
             log.warning("%s", self.last_error)
             return False
@@ -136,7 +144,11 @@ def collector(buffer: Any, uplink: Any, versions: dict[str, str],
     """The guide's heartbeat: uptime, versions, queue depth and age, drops, camera and sensor health
     (from `health()`, which the unit service supplies), temperature, disk."""
     def collect() -> dict[str, Any]:
-        doc = {"versions": versions, "queue": buffer.stats(), "uplink": uplink.status(), **system_facts()}
+        try:
+            queue = buffer.stats()
+        except Exception as exc:       # no buffer, or a damaged one: say so in the heartbeat, go on
+            queue = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        doc = {"versions": versions, "queue": queue, "uplink": uplink.status(), **system_facts()}
         if health is not None:
             doc.update(health())
         return doc

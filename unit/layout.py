@@ -19,8 +19,12 @@ SERVICE_USER = "alpr"           # the account the service runs as (made by firmw
 
 @dataclass(frozen=True)
 class Layout:
-    """The paths of an installed unit under `root`."""
+    """The paths of an installed unit under `root`, always made absolute: the paths written into the
+    unit's config must not depend on the folder a command happened to run in."""
     root: Path = Path("/")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
 
     def _p(self, rel: str) -> Path:
         return self.root / rel

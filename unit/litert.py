@@ -5,14 +5,46 @@ still ship it. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import sys
+import tempfile
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 
 class ModelError(RuntimeError):
     """A model file is missing, unreadable or not what the recogniser expects."""
+
+
+BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_banner() -> Iterator[None]:
+    """LiteRT's C++ logger prints an INFO banner on stderr for every interpreter, and no setting turns
+    it off. For the moment an interpreter is made, file descriptor 2 goes to a temporary file; then
+    everything written there, the banner apart, is written to the real stderr (nothing else is lost,
+    only held back for those milliseconds)."""
+    with _stderr_lock, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            rest = b"".join(line for line in held if not line.startswith(BANNER))
+            if rest:
+                os.write(2, rest)
 
 
 def _interpreter_class():
@@ -36,8 +68,9 @@ class Model:
         data = self.path.read_bytes()
         self.sha256 = hashlib.sha256(data).hexdigest()
         try:
-            self._it = _interpreter_class()(model_content=data, num_threads=max(1, int(threads)))
-            self._it.allocate_tensors()
+            with _without_banner():
+                self._it = _interpreter_class()(model_content=data, num_threads=max(1, int(threads)))
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"model file {self.path} cannot be loaded: {exc}") from None
         ins, outs = self._it.get_input_details(), self._it.get_output_details()

@@ -26,7 +26,7 @@ from unit.recognise import PlateRead
 from unit.sources.frames import encode_jpeg
 from unit.vote import Deduper, Vote, vote
 from wire import seal
-from wire.read import PLATE_RE, Read, ReadInvalid, validate
+from wire.read import CANDIDATES_MAX, LABEL_MAX, PLATE_RE, REGION_RE, Read, ReadInvalid, validate
 from wire.times import utc_ms
 
 log = logging.getLogger("unit.pipeline")
@@ -97,6 +97,11 @@ class _Burst:
     seen: list[_Seen] = field(default_factory=list)
 
 
+def _label(text: str) -> str:
+    """A label as the contract takes it: no control characters, at most LABEL_MAX characters."""
+    return "".join(ch for ch in text if ch.isprintable())[:LABEL_MAX] or "?"
+
+
 def _in_roi(box: tuple[int, int, int, int], shape: tuple[int, ...], roi: tuple[float, float, float, float]) -> bool:
     h, w = shape[:2]
     cx, cy = (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h
@@ -121,9 +126,12 @@ class RecognitionStage:
         self.lanes = {lane.name: lane for lane in cfg.lanes}
         self.deduper = Deduper(cfg.dedup.window_s, cfg.dedup.max_edits)
         self.bursts: dict[str, _Burst] = {}
-        self._cache: collections.OrderedDict[int, list[PlateRead]] = collections.OrderedDict()
+        # by (seq, t): a source that starts its numbering again after a reopen never gets old reads back
+        self._cache: collections.OrderedDict[tuple[int, float], list[PlateRead]] = collections.OrderedDict()
         self._cache_size = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames + 2
         self.listeners: list[Callable[[Read, dict[str, Any]], None]] = []
+        # a storage error: (buffer, error) -> the buffer to use now (set by the unit: `Unit.storage_error`)
+        self.on_storage_error: Callable[[SealedBuffer, BaseException], SealedBuffer | None] | None = None
 
     def apply(self, cfg: UnitConfig) -> None:
         """Go on with `cfg`, the running config with a reload's live keys applied (`config.merge_live`):
@@ -149,7 +157,7 @@ class RecognitionStage:
         return None
 
     def _recognise(self, work: FrameWork) -> list[PlateRead] | None:
-        seq = work.frame.seq
+        seq = (work.frame.seq, work.frame.t)
         if seq in self._cache:
             return self._cache[seq]
         rec = self.models.get()
@@ -192,6 +200,14 @@ class RecognitionStage:
     def _finish(self, burst: _Burst) -> Read | None:
         trig, rc = burst.trigger, self.cfg.recognition
         ids = _fields(read_id=trig.read_id, lane=trig.lane)
+        if not burst.frames:        # a vehicle, and not one recent frame of it: the camera is not delivering
+            self.health.count("bursts_without_frames")
+            camera = self.health.get("camera").get("state")
+            if camera in (None, "ok"):
+                self.health.set("camera", "no_frames", f"a vehicle on lane {trig.lane} got no frames from the camera")
+            log.error("a vehicle on lane %s got no frames from the camera (camera %s): no read", trig.lane,
+                      camera or "unknown", extra=_fields(read_id=trig.read_id, lane=trig.lane, event="no_frames"))
+            return None
         if burst.frames and not burst.recognised:
             self.health.count("unrecognised")
             log.warning("burst not recognised: no recogniser (%s)", self.models.error or "frames failed",
@@ -213,9 +229,10 @@ class RecognitionStage:
         read = self._build(burst, v)
         try:
             validate(read.to_payload())
-        except ReadInvalid as exc:
+        except ReadInvalid as exc:      # the store would refuse it: say so here rather than lose it there
             self.health.count("invalid_reads")
-            log.error("read does not satisfy the contract, not stored: %s", exc, extra=ids)
+            log.error("read does not satisfy the contract, not stored: %s", exc,
+                      extra=_fields(read_id=trig.read_id, lane=trig.lane, event="invalid_read"))
             return None
         if not self.store(read):
             return None
@@ -238,38 +255,57 @@ class RecognitionStage:
         context = None
         if self.cfg.camera.context_frame and best.image is not None:
             context = base64.b64encode(encode_jpeg(best.image, 80, self.cfg.camera.context_width)).decode("ascii")
+        # what the contract would refuse is left out or cut to its limits here, not lost at the store:
+        # candidates that are not plates, a region guess of another shape, over-long labels
+        candidates = [{"plate": c.plate, "score": round(min(1.0, max(0.0, float(c.score))), 4)}
+                      for c in v.candidates if PLATE_RE.fullmatch(c.plate)][:CANDIDATES_MAX]
         return Read(
             read_id=trig.read_id, unit_id=self.cfg.unit_id, site=self.cfg.site, lane=burst.lane.name,
-            direction=burst.lane.direction, captured_at=utc_ms(best.t), plate=v.plate, region=v.region or "",
-            confidence=round(float(v.confidence), 4),
-            candidates=[{"plate": c.plate, "score": round(float(c.score), 4)} for c in v.candidates],
-            box=[int(x) for x in best.read.box], model=dict(self.models.versions),
-            trigger={"sensor": trig.sensor, "kind": trig.kind, "edge_at": utc_ms(trig.edge_t),
+            direction=burst.lane.direction, captured_at=utc_ms(best.t), plate=v.plate,
+            region=v.region if v.region and REGION_RE.fullmatch(v.region) else "",
+            confidence=round(float(v.confidence), 4), candidates=candidates,
+            box=[int(x) for x in best.read.box],
+            model={_label(k): _label(str(val)) for k, val in self.models.versions.items()},
+            trigger={"sensor": _label(trig.sensor), "kind": trig.kind, "edge_at": utc_ms(trig.edge_t),
                      "frames": burst.frames, "votes": v.frames, "agree": v.support},
             crop_jpeg_b64=base64.b64encode(encode_jpeg(crop, 90)).decode("ascii"),
             context_jpeg_b64=context,
         )
 
     def store(self, read: Read) -> bool:
-        """Seal and store one read; a failure is counted, logged and put in health, never raised."""
-        if self.buffer is None:
-            self.health.count("store_failed")
-            log.error("buffer unavailable, read lost", extra=_fields(read_id=read.read_id, event="store_error"))
-            return False
-        envelope = seal.seal(read.to_payload(), self.cfg.central_public_key, read.read_id)
+        """Seal and store one read; a failure is counted, logged and put in health, never raised. A
+        storage error goes to `on_storage_error` (the unit checks the file and replaces a damaged one)
+        and the read is stored in the buffer that replaced it."""
         try:
-            self.buffer.put(read.read_id, read.captured_at, envelope)
-        except BufferFull as exc:
+            envelope = seal.seal(read.to_payload(), self.cfg.central_public_key, read.read_id)
+        except ValueError as exc:       # the key is checked at load (wire.seal); this must never pass silently
             self.health.count("store_failed")
-            if self.health.set("buffer", "full", str(exc)):
-                log.error("buffer: disk full, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="disk_full"))
+            self.health.set("buffer", "error", f"cannot seal: {exc}")
+            log.error("cannot seal read, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="seal_error"))
             return False
-        except StoreError as exc:
-            self.health.count("store_failed")
-            self.health.set("buffer", "error", str(exc))
-            log.error("buffer: cannot store read: %s", exc, extra=_fields(read_id=read.read_id, event="store_error"))
-            return False
-        if self.health.get("buffer").get("state") != "ok":
+        for attempt in (1, 2):
+            buf = self.buffer
+            if buf is None:
+                self.health.count("store_failed")
+                log.error("buffer unavailable, read lost", extra=_fields(read_id=read.read_id, event="store_error"))
+                return False
+            try:
+                buf.put(read.read_id, read.captured_at, envelope)
+                break
+            except BufferFull as exc:
+                self.health.count("store_failed")
+                if self.health.set("buffer", "full", str(exc)):
+                    log.error("buffer: disk full, read lost: %s", exc, extra=_fields(read_id=read.read_id, event="disk_full"))
+                return False
+            except StoreError as exc:
+                new = self.on_storage_error(buf, exc) if self.on_storage_error and attempt == 1 else None
+                if new is not None and new is not buf:
+                    continue                   # the damaged buffer was replaced: store it there
+                self.health.count("store_failed")
+                self.health.set("buffer", "error", str(exc))
+                log.error("buffer: cannot store read: %s", exc, extra=_fields(read_id=read.read_id, event="store_error"))
+                return False
+        if self.health.get("buffer").get("state") in ("error", "full"):
             self.health.set("buffer", "ok")
             log.info("buffer: storing again")
         return True

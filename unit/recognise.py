@@ -89,7 +89,7 @@ class Recogniser:
         self.reader = Model(d / "reader.tflite", threads=threads)
         card = _read_card(d / "detector.json")
         if score_threshold is None:
-            score_threshold = _card_value(card, "score_threshold", DEFAULT_SCORE_THRESHOLD)
+            score_threshold = _card_value(card, "score_threshold", DEFAULT_SCORE_THRESHOLD, d / "detector.json")
         self.score_threshold = float(score_threshold)
         # the detector's boxes run smaller than the plates (the reader learned truth-centred framings):
         # its card carries the per-axis growth that brings their median to the plate's size
@@ -221,12 +221,18 @@ def reframed_row(h: int, py: float, row: int | None) -> int | None:
 
 
 def _read_card(path: Path) -> dict:
-    """A model card, or {} where it is missing or unreadable (a model folder may carry none)."""
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError):
+    """A model card, or {} where there is none (a model folder may carry none). A card that is there but
+    cannot be read is a ModelError naming the file: ignoring it would silently change the detection
+    threshold (and the box growth) the unit runs with."""
+    if not path.exists():
         return {}
-    return card if isinstance(card, dict) else {}
+    try:
+        card = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: not a readable model card ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{path}: a model card is a JSON object, not {type(card).__name__}")
+    return card
 
 
 def card_box_scale(card: dict, path: Path) -> tuple[float, float]:
@@ -242,8 +248,12 @@ def card_box_scale(card: dict, path: Path) -> tuple[float, float]:
     return (float(v[0]), float(v[1]))
 
 
-def _card_value(card: dict, key: str, default: float) -> float:
-    try:
-        return float(card[key])
-    except (KeyError, TypeError, ValueError):
+def _card_value(card: dict, key: str, default: float, path: Path) -> float:
+    """A score threshold from the card (`default` where the key is absent); one that is there but not a
+    number within 0..1 is a ModelError naming the file and key."""
+    if key not in card:
         return default
+    v = card[key]
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 < v < 1.0:
+        raise ModelError(f"{path}: {key} must be a number between 0 and 1, not {v!r}")
+    return float(v)

@@ -8,10 +8,13 @@ kind declares its `[camera.<kind>]` options the same way (`unit.sources`).
 """
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any, Callable
+
+from wire.read import text_problem
 
 REQUIRED = object()
 
@@ -30,14 +33,16 @@ class BadValue(ValueError):
 
 
 def key(lo: float | None = None, hi: float | None = None, *, choices: tuple[str, ...] | None = None,
-        live: bool = False, path: bool = False, nonempty: bool = False,
+        live: bool = False, path: bool = False, nonempty: bool = False, max_len: int | None = None,
         read: Callable[["Section", str, Any], Any] | None = None) -> dict[str, Any]:
     """Field metadata. `lo`/`hi`: bounds of a number; `choices`: the strings allowed; `live`: applied
     while the unit runs, on reload, without a restart; `path`: relative to the config file's folder;
+    `max_len`: a text that travels in every read, held to the wire contract's rule for such texts
+    (`wire.read.text_problem`: this many characters at most, no control characters);
     `read`: a reader `(section, key, default) -> value` for a value that is not a plain number,
     string or flag."""
     return {"lo": lo, "hi": hi, "choices": choices, "live": live, "path": path, "nonempty": nonempty,
-            "read": read}
+            "max_len": max_len, "read": read}
 
 
 DERIVED = {"derived": True}      # metadata of a field that is not a key of the table (set by the reader)
@@ -86,11 +91,22 @@ class Section:
             raise self.bad(k, "true or false", v)
         return v
 
+    def wire_text(self, k: str, max_len: int, default: Any = REQUIRED) -> str:
+        """A text that travels in every read (unit id, site, lane name): refused here, naming the key,
+        whenever the store would refuse the reads that carry it (`wire.read.text_problem`)."""
+        v = self.value(k, default)
+        problem = text_problem(v, max_len)
+        if problem:
+            raise self.bad(k, f"a name the central store accepts ({problem})", v)
+        return v
+
     def num(self, k: str, default: Any = REQUIRED, lo: float | None = None, hi: float | None = None,
             integer: bool = False) -> Any:
         v = self.value(k, default)
         ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok_type or (lo is not None and v < lo) or (hi is not None and v > hi):
+        # TOML has nan and inf: neither is a usable setting (nan passes every comparison with a bound)
+        if (isinstance(v, bool) or not ok_type or not math.isfinite(v)
+                or (lo is not None and v < lo) or (hi is not None and v > hi)):
             what = "an integer" if integer else "a number"
             if lo is not None and hi is not None:
                 what += f" from {lo} to {hi}"
@@ -152,6 +168,8 @@ def read_value(s: Section, f: Field, hint: Any, resolve: Callable[[str], str] = 
     if hint is str:
         if m.get("choices"):
             return s.choice(k, m["choices"], default)
+        if m.get("max_len"):
+            return s.wire_text(k, m["max_len"], default)
         v = s.text(k, default, nonempty=bool(m.get("nonempty")))
         return resolve(v) if m.get("path") and v else v
     raise TypeError(f"{k}: no reader for a {hint!r} key; give it key(read=...)")

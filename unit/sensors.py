@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,11 +33,42 @@ class Presence:
     kind: str            # "sensor" or "motion"
 
 
+class NoGPIO(RuntimeError):
+    """No pin library can open this machine's GPIO (not a Pi, or none of gpiozero's libraries installed)."""
+
+
+_no_gpio: str | None = None      # why there is no GPIO here, once found out (asked once per process)
+
+
+def ensure_pins() -> None:
+    """Make sure gpiozero has a pin factory: the one a caller set (MockFactory in replay and tests), or
+    gpiozero's default for this machine. Without GPIO, gpiozero warns once for each pin library it tries;
+    those four warnings are kept back and one line says what it means, once: NoGPIO for every lane."""
+    global _no_gpio
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
+    if Device.pin_factory is not None:
+        return
+    if _no_gpio is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            try:
+                Device.ensure_pin_factory()
+                return
+            except BadPinFactory:
+                _no_gpio = ("no GPIO on this machine (none of gpiozero's pin libraries can open it: lgpio, "
+                            "RPi.GPIO, pigpio or /dev/gpiomem)")
+        log.warning("%s: lanes with a sensor are triggered by motion", _no_gpio,
+                    extra={"fields": {"event": "no_gpio"}})
+    raise NoGPIO(_no_gpio)
+
+
 class LaneSensor:
     """One gpiozero input for one lane; edges are stamped with the unit clock and handed to `emit`."""
 
     def __init__(self, lane: LaneConfig, emit: Callable[[Presence], None], clock: Callable[[], float] = time.time):
         from gpiozero import DigitalInputDevice   # the pin factory is chosen by the caller (Pi or MockFactory)
+        ensure_pins()
 
         s = lane.sensor
         self.lane, self.cfg, self.emit, self.clock = lane.name, s, emit, clock
@@ -155,7 +187,9 @@ class Lane:
         if cfg.has_sensor:
             try:
                 self.sensor = LaneSensor(cfg, emit, clock)
-            except Exception as exc:   # no GPIO here, pin busy, bad pin name: fall back, say so
+            except NoGPIO as exc:      # said once for all lanes (ensure_pins)
+                self.failure = str(exc)
+            except Exception as exc:   # pin busy, bad pin name: fall back, say so
                 self.failure = f"{type(exc).__name__}: {exc}"
                 log.error("lane %s: sensor on pin %s failed to open, using motion instead: %s",
                           cfg.name, cfg.sensor.pin, self.failure,

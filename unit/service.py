@@ -22,7 +22,6 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,18 +29,20 @@ from unit import heartbeat as heartbeat_mod
 from unit import hotlist as hotlist_mod
 from unit import logs
 from unit import uplink as uplink_mod
-from unit.buffer import SealedBuffer
+from unit import salvage
+from unit.buffer import BufferCorrupt, SealedBuffer, StoreError, is_corrupt
 from unit.burst import BurstAssembler, FrameWork, Work
 from unit.config import ConfigError, UnitConfig, changed_keys, load, merge_live
 from unit.health import Health, sd_notify, watchdog_interval, write_status
 from unit.pipeline import ModelHolder, RecognitionStage
 from unit.reload import FileWatcher
 from unit.sensors import Lane, Presence
-from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, SourceEnded, SourceLost, check_frame
+from unit.sources.frames import BadFrame, Edge, Frame, FrameSource, Gap, SourceEnded, SourceLost, check_frame
 from wire import paths
 
 log = logging.getLogger("unit.service")
 LOOP_STALL_S = 30.0          # a loop silent this long is hung: stop feeding the systemd watchdog
+CHECK_EVERY_S = 60.0         # a storage error that does not say "corrupt" runs the integrity check at most this often
 REOPEN_BACKOFF_S = (1.0, 30.0)   # first and longest wait before reopening a failed camera
 BAD_FRAMES_CLEAR_S = 10.0    # frames health returns to ok after this long without a bad frame
 POLL_S = 0.2                 # how often an idle loop looks up (beats, stop requests)
@@ -51,45 +52,43 @@ def _fields(**kw: Any) -> dict[str, Any]:
     return {"fields": kw}
 
 
-@dataclass(frozen=True)
-class Gap:
-    """The camera was closed and reopened (lost, stalled, failed) at wall time `t`: frames before this
-    are from before the gap."""
-    t: float
+def _buffer_maker(cfg: UnitConfig, clock: Callable[[], float]) -> Callable[..., SealedBuffer]:
+    return functools.partial(SealedBuffer, Path(cfg.buffer.path), max_bytes=int(cfg.buffer.max_mb * 1024 * 1024),
+                             max_age_s=cfg.buffer.max_age_days * 86400, clock=clock)
 
 
 def open_buffer(cfg: UnitConfig, health: Health, clock: Callable[[], float] = time.time) -> SealedBuffer | None:
-    """Open the buffer; a corrupt file is moved aside (kept for recovery) and a new one started,
-    any other failure leaves the unit running without a buffer (retried by the health loop)."""
-    path = Path(cfg.buffer.path)
-    args = dict(max_bytes=int(cfg.buffer.max_mb * 1024 * 1024), max_age_s=cfg.buffer.max_age_days * 86400, clock=clock)
+    """Open the buffer, checking its integrity: a damaged file is moved aside, a new one started and
+    what can be read carried over (`unit.salvage`); any other failure leaves the unit running without a
+    buffer (retried by the health loop)."""
+    make = _buffer_maker(cfg, clock)
     try:
-        buf = SealedBuffer(path, **args)
-        health.set("buffer", "ok")
-        return buf
-    except sqlite3.DatabaseError as exc:
-        if isinstance(exc, sqlite3.OperationalError) and "corrupt" not in str(exc).lower():
-            health.set("buffer", "error", f"cannot open {path}: {exc}")
-            log.error("buffer: cannot open %s: %s", path, exc, extra=_fields(event="buffer_error"))
-            return None
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{path}{suffix}")
-            if src.exists():
-                os.replace(src, f"{aside}{suffix}")
-        log.error("buffer: %s is corrupt (%s); moved to %s and started a new one", path, exc, aside,
-                  extra=_fields(event="buffer_corrupt"))
-        try:
-            buf = SealedBuffer(path, **args)
-        except (sqlite3.Error, OSError) as exc2:
-            health.set("buffer", "error", str(exc2))
-            return None
-        health.set("buffer", "recovered", f"corrupt file kept as {aside.name}")
-        return buf
-    except OSError as exc:
-        health.set("buffer", "error", f"cannot open {path}: {exc}")
-        log.error("buffer: cannot open %s: %s", path, exc, extra=_fields(event="buffer_error"))
+        buf = make(check=True)
+    except BufferCorrupt as exc:
+        return recover_buffer(Path(cfg.buffer.path), make, health, str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        health.set("buffer", "error", f"cannot open {cfg.buffer.path}: {exc}")
+        log.error("buffer: cannot open %s: %s", cfg.buffer.path, exc, extra=_fields(event="buffer_error"))
         return None
+    health.set("buffer", "ok")
+    return buf
+
+
+def recover_buffer(path: Path, make: Callable[[], SealedBuffer], health: Health, why: str) -> SealedBuffer | None:
+    """The buffer at `path` is damaged: move it aside, start a new one, carry over what can be read and
+    count the rest as lost. Health says `buffer: recovered` (degraded until the service restarts)."""
+    log.error("buffer: %s is corrupt (%s): moving it aside, starting a new one and carrying over what can "
+              "still be read", path, why, extra=_fields(event="buffer_corrupt"))
+    try:
+        buf, rec = salvage.recover(path, make)
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        health.set("buffer", "error", f"damaged, and no new buffer could be started: {exc}")
+        log.error("buffer: no new buffer could be started at %s: %s", path, exc, extra=_fields(event="buffer_error"))
+        return None
+    health.set("buffer", "recovered", rec.detail(), salvaged=rec.salvaged, lost=rec.lost)
+    log.error("buffer: %s", rec.detail(), extra=_fields(event="buffer_recovered", salvaged=rec.salvaged,
+                                                          lost=rec.lost, notes=rec.notes[:5]))
+    return buf
 
 
 class Unit:
@@ -108,12 +107,17 @@ class Unit:
         n = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames
         self._event_frames = threading.BoundedSemaphore(max(2, n))      # frames waiting for the trigger loop
         self._work_frames = threading.BoundedSemaphore(max(2, n))       # frames waiting for recognition
+        self.failed = threading.Event()      # a thread of the service died: stop, exit non-zero
+        self._make_buffer = _buffer_maker(cfg, clock)
+        self._buffer_lock = threading.Lock()
+        self._last_check = -CHECK_EVERY_S
         self.buffer = open_buffer(cfg, self.health, clock)
         self.models = ModelHolder(cfg.recognition, self.health, recogniser_factory)
         self.hotlist = self._load_hotlist(cfg.hotlist.path)
         self.lanes = {lc.name: Lane(lc, cfg.motion, self.events.put, clock) for lc in cfg.lanes}
         self.assembler = BurstAssembler(cfg.camera, list(cfg.lanes), self._emit)
         self.stage = RecognitionStage(cfg, self.models, self.buffer, self.health, self.hotlist)
+        self.stage.on_storage_error = self.storage_error
         self._stop = threading.Event()
         self._capture_done = threading.Event()
         self._trigger_done = threading.Event()
@@ -124,6 +128,41 @@ class Unit:
         self._last_buffer_try = 0.0
         self.reopen_backoff_s = REOPEN_BACKOFF_S
         self.health_hooks: list[Callable[[], None]] = []     # run by update_health (the uplink's state)
+
+    # -- the buffer when it fails --------------------------------------------------------------------------
+    def storage_error(self, buf: SealedBuffer | None, exc: BaseException) -> SealedBuffer | None:
+        """Any part that got a storage error from `buf` calls this: the file's integrity is checked (at
+        once when SQLite said "corrupt", else at most every CHECK_EVERY_S), and a damaged file is
+        replaced (`recover_buffer`). Returns the buffer to use now, which the caller retries once."""
+        with self._buffer_lock:
+            if buf is None or self.buffer is not buf:
+                return self.buffer             # replaced meanwhile (or reopened by the health loop)
+            corrupt = is_corrupt(exc)
+            if not corrupt:
+                if time.monotonic() - self._last_check < CHECK_EVERY_S:
+                    return buf
+                self._last_check = time.monotonic()
+            problems = buf.check()
+            if not corrupt and not problems:
+                return buf                     # a passing error (busy, I/O): the file is sound
+            why = f"{exc}" + (f"; integrity check: {'; '.join(problems[:2])}" if problems else "")
+            buf.close()
+            self.buffer = self.stage.buffer = recover_buffer(Path(self.cfg.buffer.path), self._make_buffer,
+                                                             self.health, why)
+            return self.buffer
+
+    def _guard(self, target: Callable[[], None], name: str) -> Callable[[], None]:
+        """No thread of the service dies unseen: one that raises marks health `failed` (which stops the
+        systemd watchdog's pings) and sets `failed`, on which `serve` stops the service, exiting 1."""
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self.health.set(f"thread:{name}", "failed", f"{type(exc).__name__}: {exc}")
+                log.critical("%s thread died (%s: %s): the service stops, to be restarted", name,
+                             type(exc).__name__, exc, exc_info=True, extra=_fields(event="thread_died", thread=name))
+                self.failed.set()
+        return run
 
     # -- set-up and reload -----------------------------------------------------------------------------
     def _load_hotlist(self, path: str) -> hotlist_mod.HotList:
@@ -231,6 +270,9 @@ class Unit:
             if isinstance(item, Edge):
                 self._drive(item)
                 continue
+            if isinstance(item, Gap):           # the source's own frames broke off: the ring forgets
+                self.events.put(item)
+                continue
             try:
                 item.image = check_frame(item.image)       # grey and four-channel frames become RGB
             except BadFrame as exc:
@@ -270,12 +312,12 @@ class Unit:
     def _reopen(self, wait: float) -> None:
         """Close the camera, wait, open it again. Whatever came before is a gap: the trigger stage
         forgets its pre-trigger frames, so no burst after the gap is given a frame from before it."""
+        self.events.put(Gap(self.clock(), "camera reopened"))   # the ring must forget what came before
+        self.health.count("camera_gaps")
         try:
             self.source.close()
         except Exception:
             pass
-        self.health.count("camera_gaps")
-        self.events.put(Gap(time.time()))
         end = time.monotonic() + wait
         while (left := end - time.monotonic()) > 0:     # wait, still beating: a dead camera is not a hung loop
             if self._stop.wait(min(POLL_S, left)):
@@ -315,7 +357,7 @@ class Unit:
                 if isinstance(item, Presence):
                     self.assembler.on_presence(item)
                 elif isinstance(item, Gap):
-                    self.assembler.on_gap(item.t)
+                    self.assembler.on_gap(item)
                 else:
                     self._event_frames.release()
                     for lane in self.lanes.values():
@@ -354,7 +396,7 @@ class Unit:
         while True:
             self.update_health()
             stalled = self.health.stalled_loops(LOOP_STALL_S)
-            if wd and not stalled:
+            if wd and not stalled and not self.failed.is_set():
                 sd_notify("WATCHDOG=1", self.env)
             elif stalled:
                 log.error("loops not progressing: %s (systemd watchdog will act)", ", ".join(stalled))
@@ -367,11 +409,16 @@ class Unit:
         if self.buffer is None and time.monotonic() - self._last_buffer_try > 30:
             self._last_buffer_try = time.monotonic()
             self.buffer = self.stage.buffer = open_buffer(self.cfg, self.health, self.clock)
-        if self.buffer is not None:
+        buf = self.buffer
+        if buf is not None:
             try:
-                self.health.note("buffer", self.buffer.stats())
-            except sqlite3.Error as exc:
-                self.health.set("buffer", "error", str(exc))
+                self.health.note("buffer", buf.stats())
+            except (StoreError, sqlite3.Error) as exc:
+                new = self.storage_error(buf, exc)
+                if new is None or new is buf:
+                    self.health.set("buffer", "error", str(exc))
+                else:
+                    self.health.note("buffer", new.stats())
         self.health.note("lanes", {name: lane.health(now) for name, lane in self.lanes.items()})
         figures = getattr(self.source, "health", None)      # a stream's frames, drops, reconnects, latency
         if callable(figures):
@@ -400,12 +447,14 @@ class Unit:
     def start(self) -> None:
         logs_fields = _fields(event="start", unit_id=self.cfg.unit_id, lanes=[lane.name for lane in self.cfg.lanes])
         log.info("unit starting", extra=logs_fields)
+        for warning in self.cfg.warnings:
+            log.warning("config: %s", warning, extra=_fields(event="config_warning"))
         self.models.get()
         for name, target in (("capture", self._capture_loop), ("trigger", self._trigger_loop),
                              ("recognise", self._recognise_loop), ("health", self._health_loop)):
             if name == "health":
                 sd_notify("READY=1", self.env)      # before the first WATCHDOG=1 / STATUS=
-            t = threading.Thread(target=target, name=f"unit-{name}", daemon=True)
+            t = threading.Thread(target=self._guard(target, name), name=f"unit-{name}", daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -474,32 +523,40 @@ def software_version() -> str:
 
 
 class _UnitBuffer:
-    """The unit's buffer as the uplink sees it: whatever `unit.buffer` is now (it can be reopened by the
-    health loop after a failure); while there is none, every call fails and the uplink backs off."""
+    """The unit's buffer as the uplink and the heartbeat see it: whatever `unit.buffer` is now (it is
+    replaced when damaged, reopened by the health loop after a failure). A storage error goes to the
+    unit (`Unit.storage_error`), and the call is tried once more on the buffer that replaced the damaged
+    one; while there is none, every call fails and the uplink backs off."""
 
     def __init__(self, unit: Unit):
         self.unit = unit
 
-    def _buf(self) -> SealedBuffer:
+    def _call(self, name: str, *args: Any) -> Any:
         buf = self.unit.buffer
         if buf is None:
-            raise RuntimeError("the unit's buffer is not open")
-        return buf
+            raise StoreError("the unit's buffer is not open")
+        try:
+            return getattr(buf, name)(*args)
+        except (StoreError, sqlite3.Error) as exc:
+            new = self.unit.storage_error(buf, exc)
+            if new is None or new is buf:
+                raise
+            return getattr(new, name)(*args)
 
     def pending(self, limit: int = 100) -> list:
-        return self._buf().pending(limit)
+        return self._call("pending", limit)
 
     def mark_sent(self, read_ids: list[str]) -> None:
-        self._buf().mark_sent(read_ids)
+        self._call("mark_sent", read_ids)
 
     def mark_attempt(self, read_ids: list[str]) -> None:
-        self._buf().mark_attempt(read_ids)
+        self._call("mark_attempt", read_ids)
 
     def quarantine(self, read_id: str, reason: str) -> None:
-        self._buf().quarantine(read_id, reason)
+        self._call("quarantine", read_id, reason)
 
     def stats(self) -> dict[str, Any]:
-        return self._buf().stats()
+        return self._call("stats")
 
 
 class UnitService:
@@ -554,7 +611,7 @@ class UnitService:
             return
         for name, target in (("uplink", lambda: self.uplink.run(self._net_stop)),
                              ("heartbeat", lambda: self.heartbeat.run(self._net_stop))):
-            t = threading.Thread(target=_guard(target, name), name=f"unit-{name}", daemon=True)
+            t = threading.Thread(target=self.unit._guard(target, name), name=f"unit-{name}", daemon=True)
             t.start()
             self._net_threads.append(t)
         self._uplink_health()
@@ -623,15 +680,6 @@ class UnitService:
         self.unit.stop(timeout, before_close=lambda: self._stop_network(drain_s))
 
 
-def _guard(target: Callable[[], None], name: str) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            target()
-        except Exception:
-            log.exception("%s thread failed", name)
-    return run
-
-
 def watch_files(unit: Unit, cfg: UnitConfig) -> FileWatcher:
     watcher = FileWatcher()
     if cfg.path:
@@ -642,17 +690,24 @@ def watch_files(unit: Unit, cfg: UnitConfig) -> FileWatcher:
     return watcher
 
 
-def serve(cfg: UnitConfig, source: FrameSource, stop: threading.Event, signalled: threading.Event) -> None:
-    """Run the service on `source` until `stop` is set or a replay camera comes to its end, watching
-    the config and hot-list files for changes. A replay that ended hands its reads over before it goes
-    (up to `[uplink] drain_s`); a stop signal (`signalled`) does not wait for the network."""
+def serve(cfg: UnitConfig, source: FrameSource, stop: threading.Event, signalled: threading.Event) -> int:
+    """Run the service on `source` until `stop` is set, a replay camera comes to its end, or a thread of
+    the service dies, watching the config and hot-list files for changes. A replay that ended hands its
+    reads over before it goes (up to `[uplink] drain_s`); a stop signal (`signalled`) does not wait for
+    the network. Returns the exit status: 0, or 1 when a thread died (systemd then restarts the unit)."""
     service = UnitService(cfg, source, clock=source.clock, live=True)
     watcher = watch_files(service.unit, cfg)
     service.start()
     try:
-        while not stop.wait(1.0):
+        while not stop.wait(1.0) and not service.unit.failed.is_set():
             if service.unit.source_ended.is_set() and service.unit.wait_idle(0.1):
                 break       # a replay camera came to its end
     finally:
         watcher.stop()
-        service.stop(drain_s=0.0 if signalled.is_set() else service.drain_s)
+        failed = service.unit.failed.is_set()
+        service.stop(drain_s=0.0 if signalled.is_set() or failed else service.drain_s)
+    if service.unit.failed.is_set():
+        log.critical("stopped because a thread of the service died (see above); exit status 1",
+                     extra=_fields(event="failed"))
+        return 1
+    return 0

@@ -32,12 +32,13 @@ def collect(cfg: UnitConfig, now: float | None = None) -> dict[str, Any]:
         running = age <= max(3 * cfg.health.interval_s, 15) and not snap.get("stopped_at")
         out["service"] = ("running" if running else "stopped" if snap.get("stopped_at")
                           else f"not running (last status {age:.0f} s ago)")
-        out.update({k: snap.get(k) for k in ("state", "problems", "uptime_s", "parts", "counters", "lanes", "camera_stream",
-                                             "model_versions", "last_read", "restart_needed") if k in snap})
+        out.update({k: snap.get(k) for k in ("state", "problems", "uptime_s", "parts", "counters", "lanes",
+                                             "camera_stream", "model_versions", "last_read", "restart_needed")
+                    if k in snap})
         if not running:
             out["state"] = "stopped"
     try:
-        out["buffer"] = read_stats(cfg.buffer.path, now)
+        out["buffer"] = read_stats(cfg.buffer.path)
     except (StoreError, sqlite3.Error) as exc:
         out["buffer"] = {"error": str(exc)}
     out["uplink"] = _uplink(cfg, snap if out.get("service") == "running" else None)

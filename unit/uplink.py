@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from unit.buffer import StoreError
 from unit.health import read_status, write_status
 from unit.keys import load_ed25519_private
 from wire import paths
@@ -86,6 +88,38 @@ class SignedClient:
     def post_json(self, path: str, doc: Any) -> requests.Response:
         body = json.dumps(doc, separators=(",", ":")).encode("utf-8")
         return self.request("POST", path, body, {"Content-Type": "application/json"})
+
+
+# what a technician can act on, for the low-level reasons a request fails (searched in the exception's text)
+_REASONS = (
+    (("connection refused",), "connection refused (is the store running, on this port?)"),
+    (("name or service not known", "failed to resolve", "temporary failure in name resolution",
+      "nodename nor servname"), "host name not found (DNS)"),
+    (("network is unreachable", "no route to host"), "no route to it (network down or a firewall)"),
+    (("connection reset", "remotedisconnected", "connection aborted", "broken pipe"),
+     "the connection was dropped before an answer"),
+)
+
+
+def network_problem(exc: requests.RequestException, base_url: str, timeout: tuple[float, float] | None = None) -> str:
+    """One plain sentence for a request that got no answer, e.g. "central store not reachable at
+    https://central:8443: connection refused (is the store running, on this port?)"; never the raw,
+    nested exception text (which `alpr-unit status` once showed, cut off mid-word)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    where = f"central store not reachable at {base_url}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = ("its TLS certificate is not trusted: give its CA as [uplink] ca_bundle"
+                  if "certificate" in text else "the TLS handshake failed")
+        return f"{where}: {reason}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"{where}: no connection within {timeout[0]:g} s" if timeout else f"{where}: connecting timed out"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return (f"central store at {base_url} did not answer within {timeout[1]:g} s" if timeout
+                else f"central store at {base_url} did not answer in time")
+    for needles, reason in _REASONS:
+        if any(n in text for n in needles):
+            return f"{where}: {reason}"
+    return f"{where}: {type(exc).__name__}"
 
 
 def retry_after_s(resp: requests.Response) -> float | None:
@@ -160,6 +194,7 @@ class Uplink:
         self._batch_limit = batch_size
         self._state = UplinkState(url=url, batch_limit=batch_size)
         self._lock = threading.Lock()
+        self._failure: str | None = None       # the buffer error last logged
 
     # -- one push -----------------------------------------------------------------------------------
     def _take(self) -> list:
@@ -184,7 +219,7 @@ class Uplink:
         try:
             resp = self.client.post_json(paths.READS, doc)
         except requests.RequestException as exc:
-            out.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            out.error = network_problem(exc, self.client.base_url, self.client.timeout)
             return out
         out.status = resp.status_code
         if resp.status_code == 413:
@@ -230,9 +265,14 @@ class Uplink:
         while not stop.is_set():
             try:
                 out = self.push_once()
-            except Exception as exc:               # a buffer error must not kill the thread
-                log.exception("uplink push failed")
-                out = Outcome(batch=1, error=f"{type(exc).__name__}: {exc}")
+                self._failure = None
+            except Exception as exc:    # a buffer error must not kill the thread; said once, not at every try
+                err = f"{type(exc).__name__}: {exc}"
+                if err != self._failure:
+                    self._failure = err
+                    log.error("uplink: cannot take reads from the buffer: %s (retrying with backoff)", err,
+                              exc_info=not isinstance(exc, (StoreError, sqlite3.Error)))
+                out = Outcome(batch=1, error=err)
             if out.batch == 0:
                 self._record(out, "idle", None)
                 if until_empty:

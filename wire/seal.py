@@ -61,17 +61,25 @@ def sealing_key_id(public: X25519PublicKey | bytes) -> str:
 
 
 def load_sealing_public(data: str | bytes) -> X25519PublicKey:
-    """Accept a raw 32-byte key, its base64, or a PEM SubjectPublicKeyInfo."""
+    """Accept a raw 32-byte key, its base64, or a PEM SubjectPublicKeyInfo. A key nothing can be sealed
+    to (all zeros, or another low-order point) is refused here, at load, with a SealError: taken, it
+    would make every read fail to seal, and be lost."""
     if isinstance(data, str):
         data = data.strip().encode("ascii")
     if data.startswith(b"-----BEGIN"):
         key = serialization.load_pem_public_key(data)
         if not isinstance(key, X25519PublicKey):
             raise SealError("PEM key is not an X25519 public key")
-        return key
-    if len(data) != 32:
-        data = _unb64(data.decode("ascii"))
-    return X25519PublicKey.from_public_bytes(data)
+    else:
+        if len(data) != 32:
+            data = _unb64(data.decode("ascii"))
+        key = X25519PublicKey.from_public_bytes(data)
+    try:        # a low-order point gives an all-zero shared secret, which `exchange` refuses
+        X25519PrivateKey.generate().exchange(key)
+    except ValueError:
+        raise SealError("not a usable X25519 public key (a low-order point such as all zeros: "
+                        "no read could be sealed to it)") from None
+    return key
 
 
 def _derive(shared: bytes, epk: bytes, recipient: bytes) -> bytes:

@@ -40,5 +40,4 @@ def run(args: argparse.Namespace, cfg: UnitConfig) -> int:
         stop.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    serve(cfg, source, stop, signalled)
-    return 0
+    return serve(cfg, source, stop, signalled)

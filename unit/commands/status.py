@@ -25,6 +25,10 @@ def render(st: dict[str, Any]) -> str:
         lines.append(f"buffer: {b['depth']} unsent (oldest {'-' if age is None else f'{age:.0f} s'}), "
                      f"{b['bytes'] / 1e6:.1f} MB, sent {b['sent']}, dropped {b['dropped']}, "
                      f"quarantined {b['quarantined']}")
+        if b.get("salvaged") or b.get("lost") or b.get("lost_unknown"):
+            lost = f"{b.get('lost', 0)}" + (" and an unknown number more" if b.get("lost_unknown") else "")
+            lines.append(f"buffer: a damaged buffer file was replaced: {b.get('salvaged', 0)} reads carried over, "
+                         f"{lost} unsent reads lost")
     parts = st.get("parts") or {}
     if "camera" in parts:
         cam = parts["camera"]

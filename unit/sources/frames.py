@@ -1,10 +1,12 @@
 """What every camera source hands out, and the one check a frame passes before it is used.
 
 A source's `read(timeout)` gives the next `Frame`, an `Edge` (recorded kinds only: a sensor change as
-it was recorded), or None when nothing came in time (the capture loop turns a long run of None into a
-"stalled" camera). It raises `SourceEnded` when a recording has no more, `SourceLost` when a live
-stream has gone (the loop reports the camera lost and reconnects), and `BadFrame` for a frame it
-cannot use; the loop logs that, counts it and carries on.
+it was recorded), a `Gap` when its frames broke off and came back (a pipeline restarted, a stream
+reconnected: the pre-trigger ring then forgets what came before), or None when nothing came in time
+(the capture loop turns a long run of None into a "stalled" camera). It raises `SourceEnded` when a
+recording has no more, `SourceLost` when a live stream has gone (the loop reports the camera lost,
+and reconnects it after a backoff), and `BadFrame` for a frame it cannot use; the loop logs that,
+counts it and carries on.
 
 `check_frame` is the one frame check, applied by the unit's capture loop and by the recogniser. It
 gives an RGB uint8 H x W x 3 array of at least 16 x 16: grey frames (H x W, or H x W x 1) and
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import io
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -24,6 +27,13 @@ from PIL import Image, ImageFile
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False     # a truncated JPEG is an error, never half a picture
 MIN_SIDE = 16
+# The decompression-bomb limit, set here once for every image the unit decodes: far above any camera
+# frame (a Pi HQ camera gives 12 MP, a 48 MP industrial camera 8000 x 6000) and far below what would
+# exhaust a unit's memory (this many RGB pixels are 200 MB). Pillow checks it while reading an image's
+# header, before decoding; over it is an error in this process, never just a warning.
+MAX_FRAME_PIXELS = 8192 * 8192
+Image.MAX_IMAGE_PIXELS = MAX_FRAME_PIXELS
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 class BadFrame(ValueError):
@@ -55,6 +65,15 @@ class Edge:
     t: float
 
 
+@dataclass
+class Gap:
+    """The camera's frames broke off: frames from before it must never go with a vehicle seen after it.
+    The capture loop sends one whenever it reopens the camera; a source whose pipeline restarts by itself
+    returns one from `read`."""
+    t: float
+    reason: str
+
+
 @dataclass(frozen=True)
 class ReplayEvent:
     """One moment of a recording: a frame to decode (`path`) or a sensor change (`edge`: lane, active).
@@ -72,7 +91,7 @@ class FrameSource(Protocol):
     live: bool
 
     def open(self) -> None: ...
-    def read(self, timeout: float) -> Frame | Edge | None: ...
+    def read(self, timeout: float) -> Frame | Edge | Gap | None: ...
     def close(self) -> None: ...
 
 
@@ -120,15 +139,21 @@ def check_frame(image: object) -> np.ndarray:
 
 
 def decode_image(data: bytes | str | Path) -> np.ndarray:
-    """Decode a JPEG/PNG (bytes or path) to RGB uint8; truncated or corrupt data raises BadFrame."""
+    """Decode a JPEG/PNG (bytes or path) to RGB uint8; truncated, corrupt, too small or too large
+    (MAX_FRAME_PIXELS) data raises BadFrame."""
     try:
         src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data)
         with Image.open(src) as im:
+            if im.width * im.height > MAX_FRAME_PIXELS:      # (whatever the warnings filter says)
+                raise Image.DecompressionBombError(f"{im.width} x {im.height} pixels")
             im.load()
             return check_frame(np.asarray(im.convert("RGB")))
     except BadFrame:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadFrame(f"image larger than any camera frame (limit {MAX_FRAME_PIXELS / 1e6:.0f} MP): "
+                       f"{str(exc).split(' exceeds')[0]}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise BadFrame(f"cannot decode image: {exc}") from None
 
 
