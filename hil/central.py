@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,18 +27,13 @@ from typing import Callable
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hil.ports import free_port
 from unit.identity import enroll
 from unit.keys import save_ed25519_private
 from wire.times import aware, parse_utc
 
 AUDIT_WHO = "hil-harness"
 AUDIT_PURPOSE = "ALPR equipment test (hardware-in-the-loop)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

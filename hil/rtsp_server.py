@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from hil.ports import free_port
+
 MARK_BITS = 24          # frame number bits drawn by --mark
 MARK_BLOCK = 32         # block side in pixels (survives H.264 at any sane bitrate)
 
@@ -235,13 +237,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- the server as a child process (the HIL harness, tests, benchmarks) -----------------------------------------
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class CameraServer:
     """`python -m hil.rtsp_server` as a child process: `start()` returns once it listens; `kill()` is a
     SIGKILL, as a camera losing power; `start()` again brings it back on the same port and `t0`, so

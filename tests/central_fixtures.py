@@ -1,6 +1,6 @@
 """Fixtures and helpers for the central-store and uplink tests: real servers, real databases.
 
-Imported by tests/test_central_*.py and tests/test_uplink_*.py through `pytest_plugins`, so the
+Loaded for the whole suite by tests/conftest.py (`pytest_plugins`), so the
 PostgreSQL database is made once per session. Storage is parametrised over SQLite (a file per test)
 and PostgreSQL (one throwaway database per session, emptied between tests). PostgreSQL is required:
 if it cannot be reached the postgresql cases FAIL with a message saying so; CI must provide it.
@@ -171,12 +171,6 @@ class FaultyApp:
     def _log(self, arrived: float, status: int) -> None:
         self.log.append((arrived, status))
         self.log.sort()                                   # by arrival, whatever order the answers left in
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:

@@ -1,7 +1,16 @@
-"""Fixtures shared across test modules (the central-store fixtures live in central_fixtures.py)."""
+"""Set-up shared by every test module.
+
+The fixture modules are plugins for the whole suite, loaded here once: `central_fixtures` (a central
+store on SQLite and PostgreSQL, a real server on loopback), `policy_fixtures` (a store with users) and
+`console_fixtures` (a served console and Debian's chromium). pytest rewrites the asserts of a plugin
+module, so their helpers fail with the values compared, as the tests' own asserts do. Test modules
+import the helpers by name (`from central_fixtures import enrol_unit`: tests/ is on sys.path).
+"""
 import logging
 
 import pytest
+
+pytest_plugins = ["central_fixtures", "policy_fixtures", "console_fixtures"]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
-import pytest
 import requests
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,15 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from central import units
 from central.schema import heartbeats, read_images, reads
-
-pytest.register_assert_rewrite("central_fixtures")
 from central_fixtures import JPEG, batch_body, enrol_unit, make_read
 from unit import hotlist
 from unit.heartbeat import Heartbeat, HotListPuller, system_facts
 from unit.identity import enroll
 from unit.uplink import SignedClient
-
-pytest_plugins = ["central_fixtures"]
 
 
 def post(central, unit, body: bytes) -> requests.Response:

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.config import Limits
 from unit.uplink import SignedClient
 from wire.signing import sign_headers
+from central_fixtures import batch_body, enrol_unit, make_read, start_central
 
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import batch_body, enrol_unit, make_read, start_central  # noqa: E402
-
-pytest_plugins = ["central_fixtures"]
 JSON = {"Content-Type": "application/json"}
 
 

@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,11 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central import cli, db, units
 from central.schema import metadata
 from unit.keys import ed25519_public_b64
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import REPO  # noqa: E402
-
-pytest_plugins = ["central_fixtures"]
+from central_fixtures import REPO
 
 
 def run_json(capsys, *argv: str):

@@ -18,11 +18,8 @@ from central import hotlist, sharing
 from central.console import pages
 from central.roles import allowed
 from central.schema import user_sessions, users
+from console_fixtures import PASSWORD, SETUP, log_in, shot
 
-pytest.register_assert_rewrite("console_fixtures")
-from console_fixtures import PASSWORD, SETUP, log_in, shot  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "console_fixtures"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -12,11 +12,8 @@ from central.config import Settings
 from central.console.plots import line_chart
 from central.schema import heartbeats
 from central.unit_health import UnitHealth, flags_for
+from policy_fixtures import insert_reads
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from policy_fixtures import insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 NOW = datetime(2027, 1, 10, 12, 0, tzinfo=timezone.utc)
 S = Settings(heartbeat_interval_s=60, silent_after_heartbeats=3, growth_window_heartbeats=4)
 

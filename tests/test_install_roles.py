@@ -14,9 +14,8 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import REPO, free_port  # noqa: E402
+from central_fixtures import REPO
+from hil.ports import free_port
 
 DIST = "alpr-gate"
 OURS = {"wire", "unit", "central", "provisioning", "hil", "models"}

@@ -6,18 +6,14 @@ from __future__ import annotations
 import base64
 from datetime import date, datetime, timedelta, timezone
 
-import pytest
 import requests
 
 from central.alerts import NOTICE, REJECTED_NOTICE
 from central.schema import hotlist_entries
+from central_fixtures import JPEG, batch_body, enrol_unit, make_read
+from policy_fixtures import insert_reads
+from unit.uplink import SignedClient
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from central_fixtures import JPEG, batch_body, enrol_unit, make_read  # noqa: E402
-from policy_fixtures import insert_reads  # noqa: E402
-from unit.uplink import SignedClient  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 TOMORROW = str(date.today() + timedelta(days=1))
 WHY = {"purpose": "stolen_vehicle", "case_number": "DR-2026-0042"}
 

@@ -12,11 +12,7 @@ import sqlalchemy as sa
 from central import audit
 from central.clock import parse_time
 from central.schema import audit_log
-
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from policy_fixtures import AGENCY, SEARCH, insert_reads, tamper  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
+from policy_fixtures import AGENCY, SEARCH, insert_reads, tamper
 
 
 def _accesses(policy) -> None:

@@ -12,11 +12,7 @@ from argon2 import PasswordHasher
 
 from central import users
 from central.schema import training_records, user_sessions, users as users_table
-
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from policy_fixtures import PASSWORD, SEARCH, TEST_ADMIN, Client, insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
+from policy_fixtures import PASSWORD, SEARCH, TEST_ADMIN, Client, insert_reads
 
 
 def test_password_is_argon2_and_never_stored(policy):

@@ -9,16 +9,12 @@ import json
 import re
 from datetime import date, datetime, timedelta, timezone
 
-import pytest
 import requests
 
 from central import schedule
 from central.config import POLICY_FILE
+from policy_fixtures import SEARCH, insert_reads
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from policy_fixtures import SEARCH, insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 SHARED_POLICY = POLICY_FILE.parents[2].parent / "shared" / "policy" / "alpr-policy-462.txt"
 
 

@@ -17,12 +17,9 @@ from central import evidence, retention
 from central.clock import years_before
 from central.config import Settings
 from central.schema import alerts, legal_hold_reads, read_images, reads
+from central_fixtures import JPEG
+from policy_fixtures import TEST_ADMIN, insert_reads
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from central_fixtures import JPEG  # noqa: E402
-from policy_fixtures import TEST_ADMIN, insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 NOW = datetime.now(timezone.utc)
 OLD = years_before(NOW, 5) - timedelta(days=1)              # just past the default 5 years
 RECENT = years_before(NOW, 5) + timedelta(days=1)           # just inside it

@@ -12,12 +12,9 @@ import sqlalchemy as sa
 from central import audit, search
 from central.errors import ApiError
 from central.purposes import PURPOSES
+from central_fixtures import JPEG
+from policy_fixtures import SEARCH, insert_reads
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from central_fixtures import JPEG  # noqa: E402
-from policy_fixtures import SEARCH, insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 POLICY_TEXT = (Path(__file__).resolve().parents[1] / "central" / "policy" / "alpr-policy-462.txt").read_text()
 

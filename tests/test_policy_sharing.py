@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 
 from central.schema import agencies
+from policy_fixtures import insert_reads
 
-pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from policy_fixtures import insert_reads  # noqa: E402
-
-pytest_plugins = ["central_fixtures", "policy_fixtures"]
 WANTED = {"plate": "7ABC*", "from": "2020-01-01"}
 
 

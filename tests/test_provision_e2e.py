@@ -26,11 +26,7 @@ from unit.buffer import SealedBuffer
 from unit.config import load
 from unit.replay import replay
 from unit.uplink import from_config
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import Store, start_central  # noqa: E402
-
-pytest_plugins = ["central_fixtures"]
+from central_fixtures import Store, start_central
 
 
 def make_store(tmp_path, name: str) -> Store:

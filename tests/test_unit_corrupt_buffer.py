@@ -31,11 +31,8 @@ from unit.sources.pushed import QueueSource
 from wire import seal
 from wire.read import Read, new_read_id
 from wire.times import utc_ms
+from central_fixtures import enrol_unit, make_read
 
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import enrol_unit, make_read  # noqa: E402
-
-pytest_plugins = ["central_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"

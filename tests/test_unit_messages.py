@@ -23,9 +23,7 @@ from unit.config import LaneConfig, MotionConfig, SensorConfig, load
 from unit.service import uplink_state_path
 from unit.uplink import Uplink
 from wire import seal
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import free_port  # noqa: E402
+from hil.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"

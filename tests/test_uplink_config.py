@@ -6,7 +6,6 @@ import json
 import threading
 from datetime import timedelta
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -17,11 +16,7 @@ from unit.config import UplinkConfig
 from unit.identity import enroll
 from unit.keys import load_ed25519_private
 from wire.seal import load_sealing_public
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import EnrolledUnit, fill_buffer  # noqa: E402
-
-pytest_plugins = ["central_fixtures"]
+from central_fixtures import EnrolledUnit, fill_buffer
 
 
 def test_uplink_and_heartbeat_from_config(central, tmp_path):

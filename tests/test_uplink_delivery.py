@@ -17,12 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from central.config import Limits
 from unit.buffer import SealedBuffer
 from unit.uplink import Uplink
-
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import (DropProxy, Fault, ServeProcess, enrol_unit, fill_buffer, free_port,  # noqa: E402
+from central_fixtures import (DropProxy, Fault, ServeProcess, enrol_unit, fill_buffer,
                               make_read, start_central)
-
-pytest_plugins = ["central_fixtures"]
+from hil.ports import free_port
 
 
 def uplink_for(url, unit, buffer, **kw) -> Uplink:

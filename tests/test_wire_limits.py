@@ -22,12 +22,9 @@ from unit.recognise import Candidate, PlateRead
 from unit.uplink import Uplink
 from unit.vote import vote
 from wire.read import CANDIDATES_MAX, LANE_MAX, ReadInvalid, validate
+from central_fixtures import enrol_unit, fill_buffer, make_read
+from test_unit_inputs import write_config  # (tests/ is on sys.path)
 
-pytest.register_assert_rewrite("central_fixtures")
-from central_fixtures import enrol_unit, fill_buffer, make_read  # noqa: E402
-from test_unit_inputs import write_config  # noqa: E402  (tests/ is on sys.path)
-
-pytest_plugins = ["central_fixtures"]
 
 def payload(**overrides):
     doc = {"schema_version": 1, "read_id": str(uuid.uuid4()), "unit_id": "gate3-east", "site": "port-north",

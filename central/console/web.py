@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import Request
 from markupsafe import Markup, escape
@@ -237,6 +237,3 @@ class ConsoleRoute(APIRoute):
                 return error_page(request, 400, str(exc))
         return route
 
-
-def quote_path(value: str) -> str:
-    return quote(value, safe="")
