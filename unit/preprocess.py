@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 READER_H, READER_W = 40, 128     # reader (OCR) input, grey, stretched: plates of any aspect fill it
-DET_W, DET_H = 672, 384          # detector input, RGB, letterboxed (448 x 256 until the eighth session)
+DET_W, DET_H = 672, 384          # detector input, RGB, letterboxed (the size is chosen in models/README.md)
 
 
 def reader_input(crop: np.ndarray | Image.Image) -> np.ndarray:
