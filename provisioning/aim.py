@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from provisioning.common import Refused, Usage, emit, layout, need_root
+from provisioning.common import Refused, Usage, emit, layout
 from unit.config import ConfigError, UnitConfig, load
 from unit.layout import write_file
 
@@ -251,7 +251,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     lay = layout(args)
-    need_root(lay)
     try:
         cfg = load(args.config or lay.config)
     except ConfigError as exc:

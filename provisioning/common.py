@@ -20,13 +20,12 @@ class Usage(Exception):
 
 
 def layout(args: argparse.Namespace) -> Layout:
-    return Layout(Path(args.root))
-
-
-def need_root(lay: Layout) -> None:
-    """On a unit (root `/`) the tool writes root-owned files: it must run as root."""
+    """The unit layout under `--root`. On a unit (root `/`) the tool writes root-owned files: there it
+    must run as root (Usage otherwise)."""
+    lay = Layout(Path(args.root))
     if lay.is_system and os.geteuid() != 0:
         raise Usage("run as root (sudo alpr-provision ...): the unit's identity and config are root-owned")
+    return lay
 
 
 def emit(args: argparse.Namespace, doc: Any, text: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from provisioning.common import Refused, Usage, emit, layout, need_root
+from provisioning.common import Refused, Usage, emit, layout
 from unit import identity
 from unit.identity import EnrolmentRefused
 from unit.keys import ed25519_key_id, ed25519_public_pem, load_ed25519_public
@@ -168,7 +168,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     lay = layout(args)
-    need_root(lay)
     res = enrol(lay, args.central, args.token, args.release_key, args.ca_bundle, args.force, args.timeout)
     problem = res.get("problem")
     if res["enrolled"]:

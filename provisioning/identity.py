@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from provisioning.common import Refused, emit, layout, need_root
+from provisioning.common import Refused, emit, layout
 from unit.identity import IdentityConflict, create
 
 
@@ -24,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     lay = layout(args)
-    need_root(lay)
     try:
         res = create(lay, args.unit_id, args.force)
     except IdentityConflict as exc:

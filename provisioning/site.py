@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from provisioning.common import Usage, emit, layout, need_root
+from provisioning.common import Usage, emit, layout
 from unit import identity
 from unit.config import SENSOR_KINDS, ConfigError, parse
 from unit.layout import Layout, chown_service, read_json, secure_dir, write_file
@@ -375,7 +375,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     lay = layout(args)
-    need_root(lay)
     site = Site(gate=args.gate, lanes=[parse_lane(s) for s in args.lane], camera=args.camera,
                 camera_source=args.camera_source, resolution=_resolution(args.resolution), fps=args.fps,
                 shutter_us=args.shutter_us, lens_position=args.lens_position, buffer_max_mb=args.buffer_max_mb)

@@ -13,6 +13,7 @@ from gpiozero.pins.mock import MockFactory
 from unit.config import ConfigError, changed_keys, live_keys, load, merge_live
 from unit.reload import FileWatcher
 from unit.sources.pushed import QueueSource
+from test_unit_faults import wait_for  # (tests/ is on sys.path)
 from wire import seal
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "unit" / "example-config.toml"
@@ -169,15 +170,6 @@ def test_live_keys_are_the_ones_the_example_and_the_docs_mark_live(cfgdir):
     for k in live:
         section, name = k.split(".")
         assert name in table and section in table, k
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_file_watcher_sees_in_place_writes_and_atomic_renames(tmp_path):
