@@ -1,4 +1,5 @@
-"""The packages import each other only as docs/ARCHITECTURE.md draws it (lazy imports included)."""
+"""The packages import each other only as docs/ARCHITECTURE.md draws it (lazy imports included), and no
+module imports itself back through others when it is loaded."""
 from __future__ import annotations
 
 import ast
@@ -101,3 +102,51 @@ def test_nothing_outside_tests_imports_a_test_module():
                        & test_modules)
            for rel in code_files()}
     assert {rel: names for rel, names in bad.items() if names} == {}
+
+
+def module_level_imports(tree: ast.Module, package: str) -> set[str]:
+    """Modules imported when the file is (not inside functions, not for type checking only)."""
+    out: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
+            todo += n.orelse
+            continue
+        if isinstance(n, ast.Import):
+            out |= {a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom):
+            base = n.module or ""
+            if n.level:
+                parts = package.split(".")[: len(package.split(".")) - (n.level - 1)]
+                base = ".".join(parts + ([base] if base else []))
+            out |= {base} | {f"{base}.{a.name}" for a in n.names}
+        todo += list(ast.iter_child_nodes(n))
+    return out
+
+
+def test_no_import_cycles_between_modules():
+    modules = {}
+    for rel in code_files():
+        if rel.endswith(".py"):
+            dotted = rel.removesuffix(".py").replace("/", ".")
+            modules[dotted.removesuffix(".__init__")] = (rel, dotted.removesuffix(".__init__") if dotted.endswith(
+                "__init__") else dotted.rpartition(".")[0])
+    graph = {m: {d for d in module_level_imports(ast.parse((REPO / rel).read_text("utf-8"), rel), pkg)
+                 if d in modules and d != m}
+             for m, (rel, pkg) in modules.items()}
+    assert len(graph) > 150 and graph["unit.service"] and graph["central.api"]
+    cycles = []
+    for start in graph:                        # depth-first from each module: a path back to it is a cycle
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            m, path = stack.pop()
+            for d in graph[m]:
+                if d == start:
+                    cycles.append(" -> ".join(path + (d,)))
+                elif d not in seen:
+                    seen.add(d)
+                    stack.append((d, path + (d,)))
+    assert cycles == []
