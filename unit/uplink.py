@@ -1,6 +1,6 @@
 """Uplink: deliver sealed reads from the buffer to the central store, at least once, never lost.
 
-The rules (guide, "Uplink"; issue 4):
+The rules (guide, "Uplink"):
 - a read leaves the buffer only when a 2xx answer names it `stored` or `duplicate`;
 - a read the store names `rejected` is quarantined with the store's reason, never dropped;
 - anything else - another status, a timeout, a reset, an answer that cannot be parsed - means
