@@ -36,6 +36,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -106,23 +107,29 @@ def _read_from(d: dict[str, Any]) -> PlateRead:
 
 
 def run_harness(paths: list[Path], recognition: dict[str, Any], base: dict[str, Any] | None = None,
-                on_burst: Any = None) -> Report:
-    """The clips through `hil.harness.Harness` with its own store, as `python -m hil run` does."""
+                on_burst: Any = None, central: Any = None) -> Report:
+    """The clips through `hil.harness.Harness`, as `python -m hil run` does: into `central` (a running
+    `hil.central.LocalCentral`), else into a store of its own started for the run."""
     from hil.central import LocalCentral, enrol_unit
     from hil.harness import Harness, Options, merge
 
     doc = merge(base or {}, {"recognition": recognition})
     tmp = Path(tempfile.mkdtemp(prefix="alpr-sweep-"))
+    own = None
     try:
-        with LocalCentral(tmp / "central", log=tmp / "central.log") as central:
-            enrolment = enrol_unit(central.url, central.token("HIL"), "hil-sweep-1", tmp / "identity")
-            opts = Options(base_config=doc, workdir=tmp)
-            return Harness(enrolment, central.db_url, opts, on_burst=on_burst).run(paths)
+        if central is None:
+            central = own = LocalCentral(tmp / "central", log=tmp / "central.log").start()
+        enrolment = enrol_unit(central.url, central.token("HIL"), f"hil-sweep-{uuid.uuid4().hex[:8]}", tmp / "identity")
+        opts = Options(base_config=doc, workdir=tmp)
+        return Harness(enrolment, central.db_url, opts, on_burst=on_burst).run(paths)
     finally:
+        if own is not None:
+            own.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def record(paths: list[Path], framings: int, base: dict[str, Any] | None = None) -> tuple[list[ClipRecord], dict[str, str], Report]:
+def record(paths: list[Path], framings: int, base: dict[str, Any] | None = None,
+           central: Any = None) -> tuple[list[ClipRecord], dict[str, str], Report]:
     """Every burst's voting frame reads, thresholds at 0, and the models that read them."""
     records: dict[str, ClipRecord] = {str(p): ClipRecord(str(p)) for p in paths}
 
@@ -133,7 +140,7 @@ def record(paths: list[Path], framings: int, base: dict[str, Any] | None = None)
 
     zero = {"framings": framings, "min_det_score": 0.0, "min_frame_confidence": 0.0, "min_read_confidence": 0.0,
             "low_confidence_reads": False}
-    report = run_harness(paths, zero, base, on_burst)
+    report = run_harness(paths, zero, base, on_burst, central)
     errors = [c.error for c in report.clips if c.error]
     if errors:
         raise RuntimeError(f"recording with framings {framings}: {errors[0]}")
