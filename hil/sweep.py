@@ -11,7 +11,8 @@ Every setting of `min_det_score`, `min_frame_confidence`, `min_read_confidence` 
 (`unit.vote.frame_votes`, `decide`, `Deduper`) and scored by the harness's own rule (`hil.report.score`),
 which is cheap. The thresholds only filter and vote what the recogniser gave, so the replay is what the
 unit would do; `--real` checks that by running the named settings (by default the unit's defaults, the
-ones in `unit.config`) through the real harness again and printing both.
+ones in `unit.config`) through the real harness again and printing both; the exit status is 1 when
+they differ, 2 for a usage error.
 
 The records can be kept (`--cache DIR`): they are reused only for the same clips and the same models
 (the recogniser's `versions()`), so after a new reader ships the same command measures it.
