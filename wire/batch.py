@@ -6,7 +6,8 @@
 Each read gets its own verdict, so one bad read never holds back the others:
 - stored: new, now in the store;
 - duplicate: this unit sent it before (a retry after a lost answer) - nothing is written twice;
-- rejected: cannot be opened, fails the schema, or claims another unit or site; `reason` says why.
+- rejected: cannot be opened, fails the schema, claims another unit or site, or the store's database
+  refuses it (a constraint or a column, read by read); `reason` says why.
 A unit forgets a read only once it is stored or a duplicate, and quarantines a rejected one.
 A request that is not this shape, or longer than the store takes, is refused whole: nothing is stored.
 """
