@@ -21,6 +21,14 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}     # key -> (tokens, last refill time)
         self._lock = threading.Lock()
 
+    def wait(self, key: str, cost: float = 1.0) -> int:
+        """The seconds until `cost` tokens are there (0: now), taking none."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0 if tokens >= cost else max(1, math.ceil((cost - tokens) / self.rate))
+
     def check(self, key: str, cost: float = 1.0) -> int:
         """Take `cost` tokens; return 0 if allowed, else the seconds to wait (>= 1)."""
         now = self._clock()

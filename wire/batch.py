@@ -13,9 +13,9 @@ A request that is not this shape, or longer than the store takes, is refused who
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
+from wire import jsondoc
 from wire.seal import ENVELOPE_SCHEMA
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
@@ -43,7 +43,9 @@ def request(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def parse_request(body: bytes, max_reads: int) -> list[dict[str, Any]]:
     """The items of a request body; BatchInvalid (or BatchTooLong) says what is wrong with it."""
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
+    except jsondoc.JsonTooDeep as exc:
+        raise BatchInvalid(f"body: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise BatchInvalid("body is not JSON") from None
     items = doc.get("reads") if isinstance(doc, dict) else None
