@@ -16,7 +16,6 @@ other request that has no valid session before it reaches a handler.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
