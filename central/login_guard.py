@@ -4,8 +4,9 @@ A login costs an Argon2 hash (64 MiB and three passes at the default costs), pai
 known; `LoginGuard` bounds that work and keeps lock-out out of an anonymous caller's hands:
 
 - per address, failed logins are a token bucket (`ADDRESS_BURST`, then one per `ADDRESS_EVERY_S`); an
-  address that has used it up is answered 429 with Retry-After, before any hash. A good login costs
-  nothing from the bucket, so colleagues behind one gateway are not throttled by each other;
+  address that has used it up is answered 429 with Retry-After, before any hash. Each attempt takes
+  its token before hashing (so a burst of concurrent attempts cannot all get past an unspent bucket)
+  and a good login gives it back, so colleagues behind one gateway are not throttled by each other;
 - at most `max_hashing` logins hash at once; one that waits longer than
   `HASH_WAIT_S` is answered 503 with Retry-After. Memory for hashing stays at max_hashing x the
   Argon2 memory cost, however many clients call;
@@ -70,7 +71,7 @@ class LoginGuard:
         """`sessions.login` behind the throttle, the per-address lock and the hashing cap; raises ApiError
         401 (refused), 429 (this address: too many failures) or 503 (too many logins at once)."""
         key = (client, username)
-        wait = self._address_wait(client)
+        wait = self.failures.check(client)          # a failure's token, taken before the hash, given back on success
         if wait:
             raise ApiError(429, "too many failed logins from this address: wait and try again", retry_after=wait)
         now = self.clock()
@@ -78,29 +79,26 @@ class LoginGuard:
             streak, until = self._streaks.get(key, (0, 0.0))
             counted_at = self._counted.get(key)
         if until > now:
-            self.failures.check(client)
             sessions.refuse_locked(engine, username, client)
             raise ApiError(401, sessions.REFUSED)
         counts = counted_at is None or now - counted_at > ADDRESS_MEMORY_S
-        with self._slot():
-            try:
+        try:
+            with self._slot():
                 session = sessions.login(engine, settings, username, password, client, count_failure=counts)
-            except ApiError as exc:
-                if exc.status == 401:
-                    self._failed(engine, settings, key, streak, counts)
-                raise
+        except ApiError as exc:
+            if exc.status == 401:
+                self._failed(engine, settings, key, streak, counts)
+            else:
+                self.failures.refund(client)        # not let in to try (503): not a failure
+            raise
+        self.failures.refund(client)
         with self._lock:
             self._streaks.pop(key, None)
         return session
 
-    def _address_wait(self, client: str) -> int:
-        """Seconds until `client` may fail again (0: it may try now); takes nothing from its bucket."""
-        return self.failures.wait(client)
-
     def _failed(self, engine: sa.Engine, settings: Settings, key: tuple[str, str], streak: int,
                 counted: bool) -> None:
         now = self.clock()
-        self.failures.check(key[0])
         streak += 1
         until = 0.0
         if streak >= settings.lockout_failures:

@@ -21,13 +21,12 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}     # key -> (tokens, last refill time)
         self._lock = threading.Lock()
 
-    def wait(self, key: str, cost: float = 1.0) -> int:
-        """The seconds until `cost` tokens are there (0: now), taking none."""
-        now = self._clock()
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back `cost` tokens taken by `check` for work that turned out not to count."""
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        return 0 if tokens >= cost else max(1, math.ceil((cost - tokens) / self.rate))
+            if key in self._buckets:
+                tokens, last = self._buckets[key]
+                self._buckets[key] = (min(float(self.burst), tokens + cost), last)
 
     def check(self, key: str, cost: float = 1.0) -> int:
         """Take `cost` tokens; return 0 if allowed, else the seconds to wait (>= 1)."""

@@ -119,6 +119,17 @@ def test_failed_logins_from_one_address_are_throttled_and_lock_no_one_else_out(p
     assert policy.audit_rows("lockout") == []             # the throttle bit before any lock-out
 
 
+def test_concurrent_failed_logins_from_one_address_get_no_more_than_its_burst(policy):
+    """Thirty wrong passwords at once from one address: exactly the burst is hashed and refused with 401,
+    the rest get 429 before any hash (the token is taken before hashing, not after)."""
+    def attempt(i: int) -> int:
+        return policy.login(f"guess.{i}", "not the password").status_code
+    with ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(attempt, range(30)))
+    assert sorted(statuses) == [401] * ADDRESS_BURST + [429] * (30 - ADDRESS_BURST)
+    assert policy.login("ofc.none", address="127.0.0.5").status_code == 401      # another address: not throttled
+
+
 def test_password_hashing_runs_at_most_max_hashing_at_once(store):
     slow = FAST.__class__(argon2_time_cost=4, argon2_memory_kib=16 * 1024, argon2_parallelism=1)
     app = create_app(store.engine, store.keys, Limits(), slow)
