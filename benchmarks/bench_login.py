@@ -7,7 +7,8 @@ Makes a throwaway home (SQLite) with `alpr-central init`, adds one officer with 
 `alpr-central serve` from --repo as its own process on loopback, with the shipped Argon2 costs (64 MiB,
 3 passes, 4 lanes). Then `--clients` threads (default 48) send anonymous logins with wrong passwords
 from 127.0.0.1 as fast as answers come, for `--seconds`, while the officer logs in with the right
-password from 127.0.0.2 once a second. Prints one JSON line: the server's peak resident memory
+password from 127.0.0.2 once a second. `--addresses N` spreads the anonymous clients over N loopback
+addresses (as many sources would), where only the cap on concurrent hashing bounds them. Prints one JSON line: the server's peak resident memory
 (VmHWM of the serve process), the officer's login times (each one's status, median and max), and how
 the anonymous requests were answered (counts by status). The clients share the machine's CPU with the
 server: the times are a ceiling for a server with the machine to itself.
@@ -74,6 +75,8 @@ def main() -> int:
     ap.add_argument("--repo", type=Path, default=REPO, help="the checkout whose alpr-central is measured")
     ap.add_argument("--clients", type=int, default=48)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--addresses", type=int, default=1,
+                    help="spread the anonymous clients over this many loopback addresses (127.0.1.x)")
     args = ap.parse_args()
     repo = args.repo.resolve()
     home = Path(tempfile.mkdtemp(prefix="bench-login-"))
@@ -101,7 +104,7 @@ def main() -> int:
         lock = threading.Lock()
 
         def anonymous(i: int) -> None:
-            http = requests.Session()
+            http = session_from("127.0.0.1" if args.addresses == 1 else f"127.0.1.{i % args.addresses + 1}")
             n = 0
             while not stop.is_set():
                 n += 1
@@ -132,7 +135,7 @@ def main() -> int:
             t.join(70)
         times = [s for _, s in real]
         print(json.dumps({
-            "repo": str(repo), "clients": args.clients, "seconds": args.seconds,
+            "repo": str(repo), "clients": args.clients, "addresses": args.addresses, "seconds": args.seconds,
             "server_peak_rss_mib": round(peak_rss_mib(server.pid), 1), "server_rss_at_start_mib": round(baseline_rss, 1),
             "real_logins": len(real), "real_login_statuses": dict(collections.Counter(str(s) for s, _ in real)),
             "real_login_s_median": round(statistics.median(times), 3), "real_login_s_max": round(max(times), 3),
