@@ -27,7 +27,7 @@ from typing import Callable
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hil.ports import free_port
+from hil.loopback import free_port
 from unit.identity import enroll
 from unit.keys import save_ed25519_private
 from wire.times import aware, parse_utc

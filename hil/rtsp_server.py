@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.ports import free_port
+from hil.loopback import free_port
 
 MARK_BITS = 24          # frame number bits drawn by --mark
 MARK_BLOCK = 32         # block side in pixels (survives H.264 at any sane bitrate)

@@ -15,7 +15,7 @@ import requests
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from central_fixtures import REPO
-from hil.ports import free_port
+from hil.loopback import free_port
 
 DIST = "alpr-gate"
 OURS = {"wire", "unit", "central", "provisioning", "hil", "models"}

@@ -21,7 +21,7 @@ from unit import identity
 from unit.keys import ed25519_key_id, ed25519_public_b64
 from unit.layout import Layout
 from wire.seal import sealing_key_id, sealing_public_b64
-from hil.ports import free_port
+from hil.loopback import free_port
 
 
 def enrolled_root(tmp_path, url: str):

@@ -23,7 +23,7 @@ from unit.config import LaneConfig, MotionConfig, SensorConfig, load
 from unit.service import uplink_state_path
 from unit.uplink import Uplink
 from wire import seal
-from hil.ports import free_port
+from hil.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "unit" / "example-config.toml"

@@ -19,7 +19,7 @@ from unit.buffer import SealedBuffer
 from unit.uplink import Uplink
 from central_fixtures import (DropProxy, Fault, ServeProcess, enrol_unit, fill_buffer,
                               make_read, start_central)
-from hil.ports import free_port
+from hil.loopback import free_port
 
 
 def uplink_for(url, unit, buffer, **kw) -> Uplink:
