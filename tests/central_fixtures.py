@@ -293,6 +293,20 @@ def fill_buffer(buffer, unit: EnrolledUnit, n: int) -> list[str]:
     return ids
 
 
+def run_uplink(uplink, seconds: float) -> bool:
+    """Run `uplink` in a thread until nothing is pending or `seconds` have passed, then stop it. True if
+    it emptied the buffer's queue within `seconds` (it returns by itself then)."""
+    stop = threading.Event()
+    t = threading.Thread(target=uplink.run, args=(stop, True), daemon=True)
+    t.start()
+    t.join(seconds)
+    emptied = not t.is_alive()
+    stop.set()
+    t.join(5)
+    assert not t.is_alive(), "the uplink did not stop within 5 s of being told"
+    return emptied
+
+
 class DropProxy:
     """Loopback TCP proxy that can cut connections mid-response.
 

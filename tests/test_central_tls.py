@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from unit.config import UplinkConfig
 from unit.identity import enroll
 from unit.uplink import from_config
 from wire import seal
-from central_fixtures import REPO, EnrolledUnit, fill_buffer
+from central_fixtures import REPO, EnrolledUnit, fill_buffer, run_uplink
 from hil.loopback import free_port
 
 
@@ -96,15 +95,6 @@ def tls_central(store, tmp_path):
     yield url, ca_path
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=15)
-
-
-def run_uplink(uplink, seconds: float) -> None:
-    stop = threading.Event()
-    t = threading.Thread(target=uplink.run, args=(stop, True), daemon=True)
-    t.start()
-    t.join(seconds)
-    stop.set()
-    t.join(5)
 
 
 def test_a_unit_trusting_the_private_ca_enrols_and_delivers_over_tls(store, tls_central, tmp_path):

@@ -18,7 +18,7 @@ from central.config import Limits
 from unit.buffer import SealedBuffer
 from unit.uplink import Uplink
 from central_fixtures import (DropProxy, Fault, ServeProcess, enrol_unit, fill_buffer,
-                              make_read, start_central)
+                              make_read, run_uplink, start_central)
 from hil.loopback import free_port
 
 
@@ -28,14 +28,8 @@ def uplink_for(url, unit, buffer, **kw) -> Uplink:
 
 
 def drain(uplink: Uplink, seconds: float = 30.0) -> None:
-    """Run the uplink until the buffer has nothing pending; fail if that takes longer than `seconds`."""
-    stop = threading.Event()
-    t = threading.Thread(target=uplink.run, args=(stop, True), daemon=True)
-    t.start()
-    t.join(seconds)
-    stop.set()
-    t.join(5)
-    assert not t.is_alive(), f"uplink still had reads pending after {seconds} s: {uplink.status()}"
+    """Run the uplink until the buffer has nothing pending, `seconds` at most."""
+    assert run_uplink(uplink, seconds), f"uplink still had reads pending after {seconds} s: {uplink.status()}"
 
 
 def assert_exactly_once(store, buffer, ids) -> None:
