@@ -318,7 +318,8 @@ def _stdout_to_stderr():
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):      # and Python's prints, wherever sys.stdout points
+            yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
