@@ -205,3 +205,5 @@ def test_too_few_held_vehicles_is_bad_usage(site, tmp_path, capsys):
     clips = [str(c.path) for c in split.train[:3] + split.held[:2]]
     assert adapt.main([*clips, "--key", str(priv), "--out", str(tmp_path / "o")]) == 2
     assert "2 held vehicles in 2 clips, at least 10 needed" in capsys.readouterr().err
+    assert adapt.main([str(tmp_path / "nothing-here"), "--key", str(priv), "--out", str(tmp_path / "o")]) == 2
+    assert "no clip folders" in capsys.readouterr().err

@@ -233,6 +233,8 @@ def _check_inputs(args: argparse.Namespace) -> tuple[siteclips.SiteClips, dict[s
         site = siteclips.split_clips(args.clips, args.held_every)
     except ClipError as exc:
         raise _Usage(str(exc)) from None
+    if not (site.train or site.held or site.skipped):
+        raise _Usage(f"no clip folders (with clip.json) in {', '.join(map(str, args.clips))}")
     if not site.train:
         raise _Usage("no labelled training clips (every labelled clip fell in the held part, or none is labelled)")
     if site.vehicles("held") < args.min_held:
