@@ -1,0 +1,119 @@
+"""Similar-plate search: the plates a reader may have made of the one an officer is looking for.
+
+A plate reader confuses characters that look alike (0/O/D/Q, 1/I/L/T, 2/Z, 5/S, 8/B, 6/G) and now and
+then drops a character or reads one that is not there (a bolt, a frame sticker). A similar search for
+8OB123 therefore also finds B08123, 808I23, 8OB23 and 8OB1234: plates that, with each character
+replaced by its group, equal the searched plate's, or do so once one character is added or removed.
+
+The match has to be fast over millions of reads without a column or index of its own, so the plate is
+expanded here into every spelling it stands for (`variants`), and the store looks those up in the
+plate index as one `plate IN (...)` (`plate = ANY(array)` on PostgreSQL). The set grows with the
+number of look-alike characters, chiefly through the extra character (36 letters and digits at each
+place). Past `MAX_VARIANTS` the store compares canonical forms instead (`canonical_sql`), which reads
+every row the other filters leave: fine with a time window or a site, and cut off by the search timeout
+otherwise, like a pattern without three known characters in a row.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import string
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+
+from wire.read import PLATE_MAX
+
+GROUPS = ("0ODQ", "1ILT", "2Z", "5S", "8B", "6G")
+GROUP_OF = {c: g for g in GROUPS for c in g}
+ALPHABET = string.ascii_uppercase + string.digits
+MAX_VARIANTS = 50_000
+
+
+class TooMany(ValueError):
+    """The plate stands for more spellings than an index lookup should take."""
+
+
+def canonical(plate: str) -> str:
+    """Each character replaced by the first of its group (B08123 and 8OB123 both give 808123)."""
+    return "".join(GROUP_OF.get(c, c)[0] for c in plate)
+
+
+def _spellings(groups: list[str]) -> int:
+    return math.prod(len(g) for g in groups)
+
+
+def variants(plate: str, limit: int | None = None) -> list[str]:
+    """Every plate similar to `plate` (itself included), sorted; TooMany past `limit`.
+
+    Same length: each character any member of its group. One missing: the same with one place left
+    out. One extra: any letter or digit at any place. Plates are 1 to PLATE_MAX characters.
+    """
+    limit = MAX_VARIANTS if limit is None else limit
+    groups = [GROUP_OF.get(c, c) for c in plate]
+    shapes = [groups]
+    if len(groups) > 1:
+        shapes += [groups[:i] + groups[i + 1:] for i in range(len(groups))]
+    if len(groups) < PLATE_MAX:
+        shapes += [groups[:j] + [ALPHABET] + groups[j:] for j in range(len(groups) + 1)]
+    bound = sum(_spellings(s) for s in shapes)            # before duplicates are removed
+    if bound > 4 * limit:
+        raise TooMany(f"{plate} has about {bound:,} look-alike spellings")
+    out: set[str] = set()
+    for shape in shapes:
+        out.update(map("".join, itertools.product(*shape)))
+    if len(out) > limit:
+        raise TooMany(f"{plate} has {len(out):,} look-alike spellings")
+    return sorted(out)
+
+
+def _canon_expr(column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    expr: sa.ColumnElement[str] = column
+    for group in GROUPS:
+        for c in group[1:]:
+            expr = sa.func.replace(expr, c, group[0])
+    return expr
+
+
+def canonical_sql(column: sa.ColumnElement[str], plate: str) -> sa.ColumnElement[bool]:
+    """The same match as `variants`, as a comparison of canonical forms (no index can serve it)."""
+    want = canonical(plate)
+    canon = _canon_expr(column)
+    exact = {want} | ({want[:i] + want[i + 1:] for i in range(len(want))} if len(want) > 1 else set())
+    clauses = [canon.in_(sorted(exact))]
+    if len(want) < PLATE_MAX:
+        clauses += [canon.like(want[:j] + "_" + want[j:]) for j in range(len(want) + 1)]
+    return sa.or_(*clauses)
+
+
+class _InList(sa.sql.expression.ColumnElement):
+    """`column IN values` with the values as one parameter (an array on PostgreSQL, JSON on SQLite), so
+    tens of thousands of plates cost one bind, and the planner still probes the plate index."""
+    type = sa.Boolean()
+    inherit_cache = False
+
+    def __init__(self, column: sa.ColumnElement[Any], values: list[str]) -> None:
+        self.column, self.values = column, values
+
+
+@compiles(_InList, "postgresql")
+def _in_list_pg(element: _InList, compiler: Any, **kw: Any) -> str:
+    values = sa.bindparam(None, element.values, type_=postgresql.ARRAY(sa.String()))
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(values, **kw)})"
+
+
+@compiles(_InList)
+def _in_list_other(element: _InList, compiler: Any, **kw: Any) -> str:
+    values = sa.bindparam(None, json.dumps(element.values), type_=sa.String())
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({compiler.process(values, **kw)}))"
+
+
+def similar_to(column: sa.ColumnElement[str], plate: str) -> sa.ColumnElement[bool]:
+    """WHERE clause: the plate or any similar one; by the plate index when the set is small enough."""
+    try:
+        return _InList(column, variants(plate))
+    except TooMany:
+        return canonical_sql(column, plate)
