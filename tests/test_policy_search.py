@@ -201,6 +201,12 @@ def test_similar_search_finds_the_readers_confusions_only_when_asked_and_is_audi
     assert plates_of(officer.post("/v1/search", json={**SEARCH, "plate": "8OB123", "similar": False})) == ["8OB123"]
     assert [(e["query"]["plate"], e["query"].get("similar"), e["result_count"]) for e in policy.audit_rows("search")] == \
         [("8OB123", True, len(SIMILAR_HITS)), ("8OB123", None, 1), ("8OB123", None, 1)]
+    auditor = policy.user("aud.ray", "auditor")
+    day = {"from": T0.date().isoformat(), "to": "2099-12-31"}
+    report = auditor.get("/v1/audit/report", params={**day, "format": "text"}).text
+    assert report.count("plate 8OB123 (similar)") == 1 and report.count("plate 8OB123 sites") == 2
+    audit_page = _console(policy, auditor).get(policy.url + "/audit", params={"action": "search"}, timeout=30).text
+    assert audit_page.count('"similar": true') == 1
     for body in ({"plate": "8OB?23", "similar": True}, {"similar": True, "sites": ["gate-1"]},
                  {"plate": "8OB123", "similar": "maybe"}):
         r = officer.post("/v1/search", json={**SEARCH, **body})

@@ -1,7 +1,7 @@
 """Search reads and view one (policy 462.3, 462.5(b)): `central.search`, as POST /v1/search runs it.
 
 The search form is a GET form, so a results page is a URL that keeps its place (the filters and the
-page's cursor are in it; the back button and a reload give the same page). "Similar plates" is the
+page's cursor are in it; the back button and a reload give the same page). "Similar" is the
 API's `similar`. Nothing is read before the
 purpose and case number are given: the form alone is shown until then, and `search.search` refuses
 without them, as the API does. Each results page and each read view is one audited access.
