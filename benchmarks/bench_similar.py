@@ -35,7 +35,6 @@ sys.path.insert(0, str(HERE))
 import bench_search  # noqa: E402
 from central import audit, db, search, similar_plates  # noqa: E402
 from central.errors import ApiError  # noqa: E402
-from central.schema import reads  # noqa: E402
 
 WHO = audit.Principal("bench", "benchmark")
 
@@ -79,9 +78,7 @@ def one(engine: sa.Engine, plate: str, similar: bool, limit: int, timeout_s: flo
 
 def explain(engine: sa.Engine, plate: str) -> str:
     q = search.Query(purpose="criminal_investigation", case_number="BENCH-S", plate=plate, similar=True).checked()
-    stmt = sa.select(reads.c.read_id).where(*search.filters(q)).order_by(
-        reads.c.captured_at.desc(), reads.c.read_id.desc()).limit(51)
-    compiled = stmt.compile(engine)
+    compiled = search._similar_page(q, engine.dialect.name).compile(engine)
     with engine.connect() as conn:
         return "\n".join(conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled),
                                               compiled.params).scalars())

@@ -165,22 +165,52 @@ def _result(row: Any) -> dict[str, Any]:
             "crop_jpeg_b64": base64.b64encode(row.jpeg).decode("ascii") if row.jpeg is not None else None}
 
 
+def _columns(crop: Any) -> tuple[Any, ...]:
+    return (reads.c.read_id, reads.c.unit_id, reads.c.site, reads.c.lane, reads.c.direction, reads.c.captured_at,
+            reads.c.plate, reads.c.region, reads.c.confidence, crop.c.jpeg)
+
+
+def _before(at_col: Any, id_col: Any, cursor: str) -> sa.ColumnElement[bool]:
+    at, rid = _decode_cursor(cursor)
+    return sa.tuple_(at_col, id_col) < sa.tuple_(sa.literal(at, reads.c.captured_at.type),
+                                                  sa.literal(rid, reads.c.read_id.type))
+
+
+def _page(q: Query) -> sa.Select:
+    crop = read_images.alias("crop")
+    stmt = (sa.select(*_columns(crop))
+            .outerjoin(crop, sa.and_(crop.c.read_id == reads.c.read_id, crop.c.kind == "crop"))
+            .where(*filters(q))
+            .order_by(reads.c.captured_at.desc(), reads.c.read_id.desc())
+            .limit(q.limit + 1))
+    return stmt.where(_before(reads.c.captured_at, reads.c.read_id, q.cursor)) if q.cursor else stmt
+
+
+def _similar_page(q: Query, dialect: str) -> sa.Select:
+    """A similar search's page: its matches first, fenced off (MATERIALIZED on PostgreSQL), then
+    ordered and cut to the page, then joined to their columns and crops. Asked for newest-first with
+    a LIMIT, PostgreSQL would otherwise walk the time index backwards hoping to meet a few thousand
+    spellings soon, and read every row when they are rare."""
+    hits = sa.select(reads.c.read_id, reads.c.captured_at).where(*filters(q)).cte("similar_hits")
+    if dialect == "postgresql":
+        hits = hits.prefix_with("MATERIALIZED")
+    page = sa.select(hits.c.read_id, hits.c.captured_at)
+    if q.cursor:
+        page = page.where(_before(hits.c.captured_at, hits.c.read_id, q.cursor))
+    page = page.order_by(hits.c.captured_at.desc(), hits.c.read_id.desc()).limit(q.limit + 1).subquery("page")
+    crop = read_images.alias("crop")
+    return (sa.select(*_columns(crop))
+            .select_from(page.join(reads, reads.c.read_id == page.c.read_id)
+                         .outerjoin(crop, sa.and_(crop.c.read_id == page.c.read_id, crop.c.kind == "crop")))
+            .order_by(page.c.captured_at.desc(), page.c.read_id.desc()))
+
+
 def search(engine: sa.Engine, who: audit.Who, q: Query, timeout_s: float | None = None) -> dict[str, Any]:
     """Run one page of a search and log it. On PostgreSQL a search that runs past `timeout_s` is
     cancelled and refused (400): patterns without three consecutive known characters cannot use the
     trigram index and scan every read."""
     q.checked()
-    crop = read_images.alias("crop")
-    stmt = (sa.select(reads.c.read_id, reads.c.unit_id, reads.c.site, reads.c.lane, reads.c.direction,
-                      reads.c.captured_at, reads.c.plate, reads.c.region, reads.c.confidence, crop.c.jpeg)
-            .outerjoin(crop, sa.and_(crop.c.read_id == reads.c.read_id, crop.c.kind == "crop"))
-            .where(*filters(q))
-            .order_by(reads.c.captured_at.desc(), reads.c.read_id.desc())
-            .limit(q.limit + 1))
-    if q.cursor:
-        at, rid = _decode_cursor(q.cursor)
-        stmt = stmt.where(sa.tuple_(reads.c.captured_at, reads.c.read_id) < sa.tuple_(
-            sa.literal(at, reads.c.captured_at.type), sa.literal(rid, reads.c.read_id.type)))
+    stmt = _similar_page(q, engine.dialect.name) if q.similar else _page(q)
     try:
         with engine.begin() as conn:
             if timeout_s and conn.dialect.name == "postgresql":

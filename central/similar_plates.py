@@ -1,17 +1,20 @@
 """Similar-plate search: the plates a reader may have made of the one an officer is looking for.
 
-A plate reader confuses characters that look alike (0/O/D/Q, 1/I/L/T, 2/Z, 5/S, 8/B, 6/G) and now and
+A plate reader confuses characters that look alike (0/O/D/Q, 1/I/L/T, 2/Z, 5/S, 8/B, 6/G), and now and
 then drops a character or reads one that is not there (a bolt, a frame sticker). A similar search for
-8OB123 therefore also finds B08123, 808I23, 8OB23 and 8OB1234: plates that, with each character
-replaced by its group, equal the searched plate's, or do so once one character is added or removed.
+8OB123 therefore also finds B08123 and 808I23 (look-alikes at any number of places), 8OB23 and OB123
+(one character missing) and 8OB1234 or X8OB123 (one extra). The two kinds are not combined: B08I234
+(look-alikes and an extra character) is not similar to 8OB123. Combining them would multiply the
+spellings by 36 letters and digits at every place (147,000 for 6TRL208 instead of 800), and the
+look-up would no longer fit the search's time budget on millions of reads.
 
-The match has to be fast over millions of reads without a column or index of its own, so the plate is
-expanded here into every spelling it stands for (`variants`), and the store looks those up in the
-plate index as one `plate IN (...)` (`plate = ANY(array)` on PostgreSQL). The set grows with the
-number of look-alike characters, chiefly through the extra character (36 letters and digits at each
-place). Past `MAX_VARIANTS` the store compares canonical forms instead (`canonical_sql`), which reads
-every row the other filters leave: fine with a time window or a site, and cut off by the search timeout
-otherwise, like a pattern without three known characters in a row.
+The match needs no column or index of its own: the plate is expanded here into every spelling it
+stands for (`variants`), and the store looks those up in the plate index (`plate = ANY(array)` on
+PostgreSQL, `IN (SELECT value FROM json_each(?))` on SQLite). A plate with more than `MAX_VARIANTS`
+spellings (ten look-alike characters give a million) is compared by folded form instead
+(`canonical_sql`), which reads every row the other filters leave: fine with a time window or a
+site, and cut off by the search timeout otherwise, like a pattern without three known characters in
+a row.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from wire.read import PLATE_MAX
 GROUPS = ("0ODQ", "1ILT", "2Z", "5S", "8B", "6G")
 GROUP_OF = {c: g for g in GROUPS for c in g}
 ALPHABET = string.ascii_uppercase + string.digits
-MAX_VARIANTS = 50_000
+MAX_VARIANTS = 20_000
 
 
 class TooMany(ValueError):
@@ -42,31 +45,21 @@ def canonical(plate: str) -> str:
     return "".join(GROUP_OF.get(c, c)[0] for c in plate)
 
 
-def _spellings(groups: list[str]) -> int:
-    return math.prod(len(g) for g in groups)
-
-
 def variants(plate: str, limit: int | None = None) -> list[str]:
-    """Every plate similar to `plate` (itself included), sorted; TooMany past `limit`.
+    """Every plate similar to `plate` (itself included), sorted; TooMany past `limit` (MAX_VARIANTS).
 
-    Same length: each character any member of its group. One missing: the same with one place left
+    Look-alikes: each character any member of its group. One missing: the plate with one place left
     out. One extra: any letter or digit at any place. Plates are 1 to PLATE_MAX characters.
     """
     limit = MAX_VARIANTS if limit is None else limit
     groups = [GROUP_OF.get(c, c) for c in plate]
-    shapes = [groups]
-    if len(groups) > 1:
-        shapes += [groups[:i] + groups[i + 1:] for i in range(len(groups))]
-    if len(groups) < PLATE_MAX:
-        shapes += [groups[:j] + [ALPHABET] + groups[j:] for j in range(len(groups) + 1)]
-    bound = sum(_spellings(s) for s in shapes)            # before duplicates are removed
-    if bound > 4 * limit:
-        raise TooMany(f"{plate} has about {bound:,} look-alike spellings")
-    out: set[str] = set()
-    for shape in shapes:
-        out.update(map("".join, itertools.product(*shape)))
-    if len(out) > limit:
-        raise TooMany(f"{plate} has {len(out):,} look-alike spellings")
+    if math.prod(len(g) for g in groups) > limit:
+        raise TooMany(f"{plate} has {math.prod(len(g) for g in groups):,} look-alike spellings")
+    out = set(map("".join, itertools.product(*groups)))
+    if len(plate) > 1:
+        out.update(plate[:i] + plate[i + 1:] for i in range(len(plate)))
+    if len(plate) < PLATE_MAX:
+        out.update(plate[:j] + c + plate[j:] for j in range(len(plate) + 1) for c in ALPHABET)
     return sorted(out)
 
 
@@ -79,13 +72,12 @@ def _canon_expr(column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
 
 
 def canonical_sql(column: sa.ColumnElement[str], plate: str) -> sa.ColumnElement[bool]:
-    """The same match as `variants`, as a comparison of canonical forms (no index can serve it)."""
-    want = canonical(plate)
-    canon = _canon_expr(column)
-    exact = {want} | ({want[:i] + want[i + 1:] for i in range(len(want))} if len(want) > 1 else set())
-    clauses = [canon.in_(sorted(exact))]
-    if len(want) < PLATE_MAX:
-        clauses += [canon.like(want[:j] + "_" + want[j:]) for j in range(len(want) + 1)]
+    """The same match as `variants`, with look-alikes compared by folded form (no index serves that)."""
+    clauses = [_canon_expr(column) == canonical(plate)]
+    if len(plate) > 1:
+        clauses.append(column.in_(sorted({plate[:i] + plate[i + 1:] for i in range(len(plate))})))
+    if len(plate) < PLATE_MAX:
+        clauses += [column.like(plate[:j] + "_" + plate[j:]) for j in range(len(plate) + 1)]
     return sa.or_(*clauses)
 
 
