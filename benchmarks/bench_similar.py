@@ -10,7 +10,8 @@ table, and each is searched twice through `central.search.search`, the code `POS
 console run (query, crop join, audit entry in the same transaction): exact, then with `similar`. The
 figures say how many look-alike spellings each plate had and how many plates were past
 `similar_plates.MAX_VARIANTS` (those compare canonical forms instead of using the plate index),
-split by that path. Run with the store's search timeout (--timeout-s, 10 s by default) so a search
+split by that path; then plates made only of look-alike characters (the worst case), and plates
+past MAX_VARIANTS with and without a time window. Run with the store's search timeout (--timeout-s, 10 s by default) so a search
 the API would refuse as too broad is counted as refused, not timed.
 Prints one JSON line per figure and the plan of one similar search (stderr).
 """
@@ -37,6 +38,10 @@ from central import audit, db, search, similar_plates  # noqa: E402
 from central.errors import ApiError  # noqa: E402
 
 WHO = audit.Principal("bench", "benchmark")
+# Plates made only of look-alike characters: the most spellings a 7-character plate can have (16,671
+# for 1001010), and ten-character ones past MAX_VARIANTS, compared by folded form.
+HEAVY = ("1001010", "8OB12S6", "QD0O1T2", "5SB8G0O", "IL1T0OD")
+PAST_MAX = ("1O0D1IL8B5", "QD0O1T2ZS6")
 
 
 def figure(name: str, times: list[float], **extra) -> dict:
@@ -119,11 +124,18 @@ def run(args: argparse.Namespace, url: str) -> None:
                spellings_max=max(indexed) if indexed else None)
         figure("similar plate, canonical forms (past MAX_VARIANTS)", similar_canon,
                plates=sum(c is None for c in counts.values()), max_variants=similar_plates.MAX_VARIANTS)
+        heavy = [one(engine, p, True, args.limit, args.timeout_s) for p in HEAVY for _ in range(args.heavy_repeats)]
+        figure("similar plate, every character a look-alike", [t for t, n in heavy if n is not None],
+               plates=list(HEAVY), spellings=[spellings(p) for p in HEAVY],
+               refused_too_broad=sum(n is None for _, n in heavy))
         if args.window_days:
             since = datetime.now(timezone.utc) - timedelta(days=args.window_days)
-            many = [p for p in plates if counts[p] is None][:args.window_queries]
+            many = ([p for p in plates if counts[p] is None] + list(PAST_MAX))[:args.window_queries]
             times = [one(engine, p, True, args.limit, args.timeout_s, since)[0] for p in many]
-            figure(f"similar plate past MAX_VARIANTS, {args.window_days}-day window", times)
+            figure(f"similar plate past MAX_VARIANTS, {args.window_days}-day window", times, plates=many)
+            bare = [one(engine, p, True, args.limit, args.timeout_s) for p in many[:1]]
+            figure("similar plate past MAX_VARIANTS, no window", [t for t, _ in bare], plates=many[:1],
+                   refused_too_broad=sum(n is None for _, n in bare))
         print(json.dumps({"reads": total, "queries": len(plates), "page": args.limit}), flush=True)
         print(explain(engine, plates[0]), file=sys.stderr)
     finally:
@@ -139,7 +151,8 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=50, help="page size")
     p.add_argument("--timeout-s", type=float, default=10.0, help="the store's search_timeout_s")
     p.add_argument("--window-days", type=int, default=30, help="also time plates past MAX_VARIANTS with this window (0: skip)")
-    p.add_argument("--window-queries", type=int, default=5)
+    p.add_argument("--window-queries", type=int, default=2)
+    p.add_argument("--heavy-repeats", type=int, default=4, help="searches per all-look-alike plate")
     p.add_argument("--chunk", type=int, default=500_000)
     p.add_argument("--image-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=462)
