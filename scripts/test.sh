@@ -36,5 +36,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/pip install -q --disable-pip-version-check -e '.[unit,central,test,gstreamer,jetson]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[unit,central,test,gstreamer,jetson,train]'
 exec .venv/bin/python -m pytest -q "$@"
