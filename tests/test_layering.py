@@ -16,7 +16,7 @@ ALLOWED = {
     "unit.sources": {"unit"},
     "unit.commands": {"unit", "unit.sources", "wire"},
     "models": set(),
-    "models.training": {"unit", "provisioning"},
+    "models.training": {"unit", "unit.sources", "provisioning", "hil", "wire"},
     "provisioning": {"unit", "unit.sources", "wire"},
     "central": {"wire"},
     "central.api": {"central", "central.routes", "central.console", "wire"},
@@ -26,7 +26,9 @@ ALLOWED = {
     "benchmarks": {"unit", "unit.sources", "central", "hil", "wire"},
     "firmware": {"unit"},
 }
-ONLY_FROM = {("hil", "models.training"): {"hil/build_demo.py"}}     # the demo builder renders plates
+ONLY_FROM = {("hil", "models.training"): {"hil/build_demo.py"},     # the demo builder renders plates
+             ("models.training", "hil"): {"models/training/siteclips.py"},   # a site's clips as the harness runs them
+             ("models.training", "wire"): {"models/training/siteclips.py"}}
 SOURCES_TAKE = {"unit.schema", "unit.clips"}                        # and unit.config for type names only
 
 
