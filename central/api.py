@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from central import heartbeats, hotlist, routes
+from central import audit, heartbeats, hotlist, routes
 from central.auth_units import authenticate, prune_nonces
 from central.config import Limits, Settings
 from central.console import pages
@@ -81,6 +81,7 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
                   description="Units push sealed, signed reads; people work under ALPR policy 462, enforced "
                               "here: sessions, roles, training, purpose and case number, audit log.")
     app.state.engine, app.state.keys, app.state.settings = engine, keys, settings
+    audit.sign_with(engine, keys)          # audit entries written through this app carry the store's signature
     app.add_middleware(UserGate, engine=engine, settings=settings)
     app.include_router(routes.router())
     pages.mount(app)

@@ -15,9 +15,12 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from central import audit
+from central import audit, checkpoints
+from central.keys import CentralKeys
 from central.schema import alerts, audit_log, retention_runs
 from central.sharing import list_requests
 from wire.times import aware, iso
@@ -25,8 +28,11 @@ from wire.times import aware, iso
 FORMATS = ("text", "csv", "json")
 
 
-def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who) -> dict[str, Any]:
-    """Gather the report and log it (a report reads the access log: it is itself an access)."""
+def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who, keys: CentralKeys | None = None,
+          checkpoint_file: Path | None = None) -> dict[str, Any]:
+    """Gather the report and log it (a report reads the access log: it is itself an access). With the
+    store's keys, the chain is checked against the latest signed head in `checkpoint_file` and, if
+    intact, its head is signed into the report and appended to that file."""
     if start > end:
         raise ValueError("from is after to")
     in_range = sa.and_(audit_log.c.at >= start, audit_log.c.at <= end)
@@ -38,7 +44,10 @@ def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who) -> 
                                                             retention_runs.c.started_at <= end)
                             .order_by(retention_runs.c.id)).all()
         audit.append(conn, who, "report", {"from": iso(start), "to": iso(end)}, result_count=len(log))
-    chain = audit.verify(engine)
+    if keys is not None:
+        chain, signed = checkpoints.checkpoint(engine, keys, checkpoint_file)
+    else:
+        chain, signed = audit.verify(engine), None
 
     per_user: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for e in log:
@@ -68,6 +77,7 @@ def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who) -> 
                            "reason": (e.query or {}).get("reason"), "client": (e.query or {}).get("client")}
                           for e in log if e.action in ("login_failed", "lockout")],
         "audit_chain": chain.as_dict(),
+        "signed_head": signed,
     }
 
 
@@ -93,6 +103,10 @@ def _text(r: dict[str, Any]) -> str:
     chain = r["audit_chain"]
     out.append(f"Audit chain: {'intact' if chain['ok'] else 'BROKEN at entry ' + str(chain['bad_id']) + ': ' + str(chain['detail'])}"
                f", {chain['entries']} entries, head {chain['head_id']}:{chain['head_hash']}")
+    signed = r.get("signed_head")
+    out.append(f"Signed head: {signed['entries']} entries, head {signed['head_id']}:{signed['head_hash']} at "
+               f"{signed['at']}, signature {signed['signature']}" if signed else
+               "Signed head: none (the chain is broken, or the store's key was not at hand)")
     out += ["", "Accesses per user"]
     for u in r["accesses_per_user"]:
         detail = ", ".join(f"{k} {v}" for k, v in u.items() if k not in ("username", "agency", "total"))
@@ -140,6 +154,10 @@ def _csv(r: dict[str, Any]) -> str:
     w.writerow(["audit_chain", "", "", "", "ok" if chain["ok"] else "broken",
                 f"head {chain['head_id']}:{chain['head_hash']}" + ("" if chain["ok"] else f"; {chain['detail']}"),
                 chain["entries"]])
+    if r.get("signed_head"):
+        h = r["signed_head"]
+        w.writerow(["signed_head", h["at"], "", "", f"head {h['head_id']}:{h['head_hash']}",
+                    f"signature {h['signature']}", h["entries"]])
     for u in r["accesses_per_user"]:
         for k, v in u.items():
             if k not in ("username", "agency"):

@@ -7,6 +7,7 @@ tests); alerts are raised through the real signed ingest.
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -93,7 +94,8 @@ class Policy:
 @pytest.fixture
 def policy(store: Store) -> Policy:
     save_settings(store.home, FAST)                    # the CLI, in the same home, hashes cheaply too
-    server = LiveServer(FaultyApp(create_app(store.engine, store.keys, Limits(), FAST)))
+    serving = dataclasses.replace(FAST, audit_dir=str(store.home / "audit"))   # as `serve` sets it
+    server = LiveServer(FaultyApp(create_app(store.engine, store.keys, Limits(), serving)))
     yield Policy(store, server, FAST)
     server.stop()
 
