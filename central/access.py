@@ -10,7 +10,8 @@ without a purpose, a release by the person who recorded the request).
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 
@@ -47,3 +48,22 @@ def require(actor: Actor, permission: str, *, engine: sa.Engine | None = None,
     if engine is not None:
         refused(engine, actor, permission, reason, what)
     raise ApiError(403, reason)
+
+
+REFUSAL_STATUSES = (400, 403, 409, 413)
+
+
+@contextmanager
+def audited_refusals(engine: sa.Engine, who: audit.Who, permission: str, what: dict[str, Any]) -> Iterator[None]:
+    """Around work on read data or a release: a refusal decided inside it (no purpose, a bad filter, a
+    second person required, a request not approved) is audited once the work's own transaction has
+    rolled back, then raised as it was. Not-found (404) is no refusal."""
+    try:
+        yield
+    except ValueError as exc:
+        refused(engine, who, permission, str(exc), what)
+        raise
+    except ApiError as exc:
+        if exc.status in REFUSAL_STATUSES:
+            refused(engine, who, permission, str(exc), what)
+        raise

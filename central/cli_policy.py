@@ -217,7 +217,8 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start), parse_time(args.end, end_of_day=True)
-    body = reports.render(reports.build(_engine(args), start, end, _by(args, "audit.read"), *_signing(args)), args.format)
+    body = reports.render(reports.build(_engine(args), start, end, _by(args, "audit.read"), *_signing(args),
+                                               _settings(args)), args.format)
     if args.out:
         Path(args.out).write_text(body)
         print(f"report written to {args.out}")

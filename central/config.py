@@ -101,7 +101,8 @@ class Settings:
     hotlist_retro_days: int = 0              # a new hot-list entry is checked against this many days of reads (0: off)
     audit_dir: str = ""                      # signed audit checkpoints (checkpoints.jsonl); empty: HOME/audit
     checkpoint_interval_s: int = 3600        # the scheduler signs the audit chain's head this often
-    capture_skew_s: int = 7 * 86400          # a capture time this far from receipt is flagged as implausible
+    capture_ahead_s: int = 3600              # a capture time this far after its receipt is flagged as implausible
+    capture_behind_s: int = 31 * 86400       # ... or this far before it (a unit's buffer keeps reads 30 days)
 
     def __post_init__(self) -> None:
         if self.retention_years < MIN_RETENTION_YEARS:
@@ -110,7 +111,7 @@ class Settings:
         for name in ("session_ttl_s", "session_idle_s", "lockout_failures", "lockout_minutes",
                      "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "min_password_length",
                      "search_timeout_s", "heartbeat_interval_s", "silent_after_heartbeats", "checkpoint_interval_s",
-                     "capture_skew_s"):
+                     "capture_ahead_s", "capture_behind_s"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.growth_window_heartbeats < 2:

@@ -46,7 +46,7 @@ def run_due(engine: sa.Engine, settings: Settings, home: Path, now: datetime | N
     folder = report_dir(home, settings)
     stem = folder / f"audit-{start:%Y-%m-%d}_{end:%Y-%m-%d}"
     if not stem.with_suffix(".txt").exists():
-        report = reports.build(engine, start, end, WHO, keys, cp_file)
+        report = reports.build(engine, start, end, WHO, keys, cp_file, settings)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for fmt in ("csv", "txt"):
             tmp = stem.with_suffix(f".{fmt}.tmp")

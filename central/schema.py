@@ -264,3 +264,7 @@ share_requests = sa.Table(
     sa.Column("released_at", TS),
     sa.Column("released_count", sa.Integer),
 )
+
+# -- hardening (migration 0004) ----------------------------------------------------------------------
+# retention counts from when the store received a read, never from the unit's clock
+sa.Index("ix_reads_received_at", reads.c.received_at)

@@ -108,7 +108,8 @@ def ensure_unit(engine: sa.Engine, unit_id: str = "unit-1", site: str = "gate-1"
 
 
 def insert_reads(engine: sa.Engine, specs: list[dict[str, Any]]) -> list[str]:
-    """Insert reads (plate, captured_at, optional site/lane/direction) with a crop each; returns ids."""
+    """Insert reads (plate, captured_at, optional received_at/site/lane/direction) with a crop each;
+    returns ids."""
     now = datetime.now(timezone.utc)
     rows, images = [], []
     for spec in specs:
@@ -121,7 +122,9 @@ def insert_reads(engine: sa.Engine, specs: list[dict[str, Any]]) -> list[str]:
                      "plate": spec["plate"], "region": "us-ca", "confidence": 0.9,
                      "candidates": [{"plate": spec["plate"], "score": 0.9}], "box": [1, 2, 3, 4],
                      "model": {"detector": "d", "reader": "r"}, "trigger": {"sensor": "loop-1"},
-                     "schema_version": 1, "received_at": now})
+                     "schema_version": 1,
+                     # received when captured unless the spec says otherwise (a unit with a wrong clock)
+                     "received_at": spec.get("received_at", min(spec.get("captured_at", now), now))})
         images.append({"read_id": rid, "kind": "crop", "jpeg": JPEG})
         if spec.get("context"):
             images.append({"read_id": rid, "kind": "context", "jpeg": JPEG})

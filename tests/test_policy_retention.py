@@ -97,13 +97,17 @@ def test_holds_by_filter_and_refusals(policy, monkeypatch):
     monkeypatch.setenv("ALPR_CENTRAL_PASSWORD", PASSWORD)           # --by proves the person (test_cli_identity)
     old, _ = _setup(policy)
     officer = policy.user("inv.diaz", "officer")
-    r = officer.post("/v1/holds", json={"case_number": "DR-5", "reason": "pattern", "filter": {"plate": "7OLD00?"}})
+    window = {"from": (OLD - timedelta(days=30)).date().isoformat(), "to": NOW.date().isoformat()}
+    r = officer.post("/v1/holds", json={"case_number": "DR-5", "reason": "pattern",
+                                        "filter": {"plate": "7OLD00?", **window}})
     assert r.status_code == 201 and r.json()["read_count"] == 6
     for body in ({"case_number": "", "reason": "r", "read_ids": [old[0]]},
                  {"case_number": "DR-5", "reason": "", "read_ids": [old[0]]},
                  {"case_number": "DR-5", "reason": "r", "read_ids": ["no-such-read"]},
                  {"case_number": "DR-5", "reason": "r"},
-                 {"case_number": "DR-5", "reason": "r", "filter": {}}):
+                 {"case_number": "DR-5", "reason": "r", "filter": {}},
+                 {"case_number": "DR-5", "reason": "r", "filter": {"plate": "7OLD00?"}},      # no time window
+                 {"case_number": "DR-5", "reason": "r", "filter": {"from": "1970-01-01"}}):   # no plate
         assert officer.post("/v1/holds", json=body).status_code == 400, body
     assert policy.user("aud.ray", "auditor").post("/v1/holds", json={"case_number": "DR-5", "reason": "r",
                                                                      "read_ids": [old[0]]}).status_code == 403

@@ -61,7 +61,8 @@ def report(request: Request, actor: Actor = Depends(page_actor("audit.read")), d
     start = parse_time(web.day_bound(request.query_params.get("from", ""), "from", zone))
     end = parse_time(web.day_bound(request.query_params.get("to", ""), "to", zone, end=True))
     state = request.app.state
-    body = reports.render(reports.build(db, start, end, actor, state.keys, state.settings.checkpoint_file()), fmt)
+    body = reports.render(reports.build(db, start, end, actor, state.keys, state.settings.checkpoint_file(),
+                                               state.settings), fmt)
     name = f"alpr-audit-{start.date()}-{end.date()}.{'txt' if fmt == 'text' else 'csv'}"
     return PlainTextResponse(body, media_type="text/csv" if fmt == "csv" else "text/plain",
                              headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

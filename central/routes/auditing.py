@@ -42,7 +42,7 @@ def report(request: Request, from_: str = Query(alias="from"), to: str = Query()
         raise ValueError(f"format: one of {', '.join(reports.FORMATS)}")
     state = request.app.state
     built = reports.build(db, parse_time(from_), parse_time(to, end_of_day=True), actor, state.keys,
-                          state.settings.checkpoint_file())
+                          state.settings.checkpoint_file(), state.settings)
     body = reports.render(built, format)
     media = {"json": "application/json", "csv": "text/csv", "text": "text/plain"}[format]
     return PlainTextResponse(body, media_type=media)

@@ -1,5 +1,5 @@
 """Hardening: the audit log refuses TRUNCATE on PostgreSQL, and each entry can carry the store's
-signature.
+signature; reads are indexed by when the store received them (retention counts from that).
 
 `audit_log.sig` is the store's Ed25519 signature over the entry's number and hash (`central.audit`),
 written by every process that holds the store's keys; entries after the latest signed checkpoint
@@ -28,6 +28,7 @@ PG_NO_TRUNCATE = ("CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit
 
 def upgrade() -> None:
     op.add_column("audit_log", sa.Column("sig", sa.String(88)))
+    op.create_index("ix_reads_received_at", "reads", ["received_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_NO_TRUNCATE)
 
@@ -36,3 +37,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
     op.drop_column("audit_log", "sig")
+    op.drop_index("ix_reads_received_at", "reads")
