@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from central import audit, checkpoints, retention, training
+from central import audit, retention, training
 from central.clock import years_before
 from central.config import Settings
 
@@ -182,6 +182,7 @@ def test_refused_attempts_are_audited_without_secrets(policy, capsys):
     assert PASSWORD not in json.dumps(policy.audit_rows())
     assert policy.audit_rows("search") == []                            # nothing was searched
     # refusals are ordinary, signed links of the chain, and the report lists them
+    from central import checkpoints
     assert checkpoints.verify(policy.engine, policy.store.keys.signing.public_key(),
                               policy.store.home / "audit" / "checkpoints.jsonl").ok
     report = _report(policy.user("aud.ray", "auditor"))
