@@ -43,7 +43,7 @@ def log_page(request: Request, actor: Actor = Depends(page_actor("audit.read")),
                      result_count=len(page))
     today = date.today()
     return render(request, "audit.html", form=form, rows=page, next_after=page[-1]["id"] if more and page else None,
-                  actions=audit.ACCESS_ACTIONS, report_from=str(today - timedelta(days=30)), report_to=str(today))
+                  actions=(*audit.ACCESS_ACTIONS, "refused"), report_from=str(today - timedelta(days=30)), report_to=str(today))
 
 
 @router.get("/audit/verify", response_class=HTMLResponse)
