@@ -26,7 +26,6 @@ import sqlalchemy as sa
 
 from central import (access, audit, checkpoints, evidence, holds, reports, retention, schedule, sessions, sharing,
                      training, users)
-from central.errors import ApiError
 from central.clock import parse_time
 from central.config import Settings, load_settings, resolve_db, resolve_home, save_settings
 from central.db import make_engine
@@ -128,7 +127,8 @@ def _password(args: argparse.Namespace) -> str:
 # -- users and training --------------------------------------------------------------------------
 def cmd_users_add(args: argparse.Namespace) -> int:
     user = users.add(_engine(args), _settings(args), username=args.username, full_name=args.name,
-                     job_title=args.title, agency=args.agency, role=args.role, password=_password(args), by=_by(args, "users.manage"))
+                     job_title=args.title, agency=args.agency, role=args.role, password=_password(args),
+                     by=_by(args, "users.manage"))
     _out(args, user.__dict__, f"added {user.username} ({ROLES[user.role]}, {user.job_title}, {user.agency})")
     return 0
 
@@ -148,7 +148,7 @@ def cmd_users_status(args: argparse.Namespace) -> int:
         users.unlock(engine, args.username, _by(args, "users.manage", engine))
     else:
         users.set_status(engine, args.username, "disabled" if args.action == "disable" else "active",
-                        _by(args, "users.manage", engine))
+                         _by(args, "users.manage", engine))
     print(f"{args.username}: {args.action}d" if args.action != "unlock" else f"{args.username}: unlocked")
     return 0
 
@@ -217,8 +217,8 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start), parse_time(args.end, end_of_day=True)
-    body = reports.render(reports.build(_engine(args), start, end, _by(args, "audit.read"), *_signing(args),
-                                               _settings(args)), args.format)
+    built = reports.build(_engine(args), start, end, _by(args, "audit.read"), *_signing(args), _settings(args))
+    body = reports.render(built, args.format)
     if args.out:
         Path(args.out).write_text(body)
         print(f"report written to {args.out}")

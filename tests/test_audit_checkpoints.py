@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central import audit, checkpoints, db, db_roles, search
+from central import audit, checkpoints, db, db_roles
 from central.api import create_app
 from central.clock import parse_time
 from central.config import Limits, resolve_serve_db
@@ -21,7 +21,7 @@ from central.keys import CentralKeys
 from central.schema import audit_log
 
 pytest.register_assert_rewrite("central_fixtures", "policy_fixtures")
-from central_fixtures import PG_ADMIN_URL, LiveServer  # noqa: E402
+from central_fixtures import LiveServer  # noqa: E402
 from policy_fixtures import FAST, PASSWORD, SEARCH, insert_reads, tamper  # noqa: E402
 
 pytest_plugins = ["central_fixtures", "policy_fixtures"]

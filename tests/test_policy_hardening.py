@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from central import audit, retention, training
+from central import audit, training
 from central.clock import years_before
 from central.config import Settings
 
@@ -71,7 +71,7 @@ def test_capture_time_judgement():
 
 # -- item 7: no trace of read data without data access; one person alone flagged -------------------
 def test_hold_read_count_is_not_shown_to_a_role_without_data_access(policy):
-    seen = insert_reads(policy.engine, [{"plate": "7SEEN01"}])
+    insert_reads(policy.engine, [{"plate": "7SEEN01"}])
     admin = policy.user("adm.kim", "admin")
     window = {"from": "2020-01-01", "to": TODAY}
     placed = []
@@ -90,7 +90,6 @@ def test_hold_read_count_is_not_shown_to_a_role_without_data_access(policy):
     assert [h["read_count"] for h in report["holds_placed"]] == [None, None]
     sgt = policy.user("sgt.park", "supervisor")                          # a role with data access sees it
     assert [h["read_count"] for h in sgt.get("/v1/holds").json()] == [1, 0]
-    assert seen
 
 
 def test_data_access_given_by_one_person_alone_is_flagged(policy):
@@ -221,4 +220,4 @@ def test_an_expired_training_record_is_refused(policy):
         training.record(policy.engine, "ofc.new", "ALPR 101", today - timedelta(days=400), today - timedelta(days=1),
                         TEST_ADMIN)
     assert training.list_records(policy.engine, "ofc.new") == []
-    assert audit.verify(policy.engine).ok and retention
+    assert audit.verify(policy.engine).ok
