@@ -117,15 +117,16 @@ def verify(engine: sa.Engine, public_key: Ed25519PublicKey, path: Path | None,
     return verdict
 
 
-def checkpoint(engine: sa.Engine, keys: CentralKeys, path: Path | None,
-               verdict: audit.Verdict | None = None) -> tuple[audit.Verdict, dict[str, Any] | None]:
-    """Verify the chain against the latest signed head, then sign the head it has now and append it
-    to `path` (None: sign only, for a report). Returns (verdict, the signed head or None if broken)."""
+def checkpoint(engine: sa.Engine, keys: CentralKeys, path: Path | None, verdict: audit.Verdict | None = None,
+               at: datetime | None = None) -> tuple[audit.Verdict, dict[str, Any] | None]:
+    """Verify the chain against the latest signed head, then sign the head it has now (at `at`, by
+    default now) and append it to `path` (None: sign only, for a report). Returns (verdict, the signed
+    head or None if broken)."""
     public = keys.signing.public_key()
     verdict = verdict or verify(engine, public, path)
     if not verdict.ok:
         return verdict, None
-    head = sign(keys, verdict)
+    head = sign(keys, verdict, at)
     if path is not None:
         append(path, head)
     return verdict, head

@@ -21,6 +21,7 @@ from central import cli_policy, db, db_roles, hotlist, units
 from central.clock import parse_time
 from central.config import Limits, load_settings, resolve_db, resolve_home, resolve_serve_db, save_db, save_serve_db
 from central.errors import ApiError
+from central.initialised import NotInitialised, check_keys, engine_for
 from central.purposes import PURPOSES
 from central.keys import ensure_keys, load_keys
 from wire.times import iso
@@ -39,7 +40,7 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
-    return cli_policy.engine_for(args)
+    return cli_policy.signed_engine(args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -71,6 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     limits = Limits(max_batch_reads=args.max_batch, max_body_bytes=args.max_body, rate_per_s=args.rate,
                     rate_burst=args.burst, replay_window_s=args.replay_window)
+    check_keys(args.home)
+    engine_for(args.home, args.db).dispose()
     load_keys(home / "keys")                       # fail here, clearly, rather than in each worker
     settings = load_settings(home)
     if not settings.audit_dir:                     # workers append signed audit heads here
@@ -85,9 +88,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll_token(args: argparse.Namespace) -> int:
+    """The token alone on stdout (TOKEN=$(alpr-central units enroll-token ...)); what it is, on stderr."""
     token, expires = units.make_token(_engine(args), args.site, timedelta(hours=args.ttl_hours))
-    _out(args, {"token": token, "site": args.site, "expires_at": iso(expires)},
-         f"{token}\n(site {args.site}, one use, expires {expires:%Y-%m-%d %H:%M} UTC)")
+    _out(args, {"token": token, "site": args.site, "expires_at": iso(expires)}, token)
+    if not args.json:
+        print(f"(site {args.site}, one use, expires {expires:%Y-%m-%d %H:%M} UTC)", file=sys.stderr)
     return 0
 
 
@@ -225,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()                         # a closed pipe shows here, inside the handlers below
+        return code
     except ValueError as exc:                      # bad input caught below argparse: pattern, site, URL
         print(f"alpr-central: {exc}", file=sys.stderr)
         return 2
@@ -235,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     except (sa.exc.OperationalError, sa.exc.IntegrityError, FileNotFoundError) as exc:
         print(f"alpr-central: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    except NotInitialised as exc:
+        print(f"alpr-central: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:                        # `| head -1` stopped reading: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())      # no second one at exit
+        return 0
     except KeyboardInterrupt:
         return 130
 

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from central import (access, audit, checkpoints, evidence, holds, reports, retention, schedule, sessions, sharing,
                      training, users)
 from central.clock import parse_time
-from central.config import Settings, load_settings, resolve_db, resolve_home, save_settings
-from central.db import make_engine
+from central.config import Settings, load_settings, resolve_home, save_settings
+from central.initialised import engine_for
 from central.keys import SIGNING_FILE, load_keys
 from central.roles import ROLES
 from central.search import selection_from
@@ -42,16 +42,16 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 PASSWORD_ENV = "ALPR_CENTRAL_PASSWORD"
 
 
-def engine_for(args: argparse.Namespace) -> sa.Engine:
-    """The database of the home (as its owner), with audit entries signed by the home's key."""
-    home = resolve_home(args.home)
-    engine = make_engine(resolve_db(home, args.db))
-    if (home / "keys" / SIGNING_FILE).exists():
-        audit.sign_with(engine, load_keys(home / "keys"))
+def signed_engine(args: argparse.Namespace) -> sa.Engine:
+    """The database of an initialised home (as its owner), with audit entries signed by the home's key."""
+    engine = engine_for(args.home, args.db)
+    keys = resolve_home(args.home) / "keys"
+    if (keys / SIGNING_FILE).exists():
+        audit.sign_with(engine, load_keys(keys))
     return engine
 
 
-_engine = engine_for
+_engine = signed_engine
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -33,7 +33,8 @@ FORMATS = ("text", "csv", "json")
 
 
 def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who, keys: CentralKeys | None = None,
-          checkpoint_file: Path | None = None, settings: Settings | None = None) -> dict[str, Any]:
+          checkpoint_file: Path | None = None, settings: Settings | None = None,
+          signed_at: datetime | None = None) -> dict[str, Any]:
     """Gather the report and log it (a report reads the access log: it is itself an access). With the
     store's keys, the chain is checked against the latest signed head in `checkpoint_file` and, if
     intact, its head is signed into the report and appended to that file."""
@@ -51,7 +52,7 @@ def build(engine: sa.Engine, start: datetime, end: datetime, who: audit.Who, key
             audit_log.c.action.in_(("user_added", "password_set")))).all()
         audit.append(conn, who, "report", {"from": iso(start), "to": iso(end)}, result_count=len(log))
     if keys is not None:
-        chain, signed = checkpoints.checkpoint(engine, keys, checkpoint_file)
+        chain, signed = checkpoints.checkpoint(engine, keys, checkpoint_file, at=signed_at)
     else:
         chain, signed = audit.verify(engine), None
 

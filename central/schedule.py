@@ -46,7 +46,7 @@ def run_due(engine: sa.Engine, settings: Settings, home: Path, now: datetime | N
     folder = report_dir(home, settings)
     stem = folder / f"audit-{start:%Y-%m-%d}_{end:%Y-%m-%d}"
     if not stem.with_suffix(".txt").exists():
-        report = reports.build(engine, start, end, WHO, keys, cp_file, settings)
+        report = reports.build(engine, start, end, WHO, keys, cp_file, settings, signed_at=now)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for fmt in ("csv", "txt"):
             tmp = stem.with_suffix(f".{fmt}.tmp")
@@ -54,6 +54,6 @@ def run_due(engine: sa.Engine, settings: Settings, home: Path, now: datetime | N
             tmp.replace(stem.with_suffix(f".{fmt}"))        # the .txt last: its presence means done
         done["report"] = str(stem.with_suffix(".txt"))
     elif checkpoints.due(cp_file, timedelta(seconds=settings.checkpoint_interval_s), now):
-        verdict, head = checkpoints.checkpoint(engine, keys, cp_file)
+        verdict, head = checkpoints.checkpoint(engine, keys, cp_file, at=now)
         done["checkpoint"] = head if head else {"refused": verdict.as_dict()}
     return done
