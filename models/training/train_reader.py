@@ -2,10 +2,14 @@
 
     python -m models.training.train_reader [--samples 60000] [--epochs 12] [--seed 1]
 
-Data: synthetic plates composited into the *training* scenes (models.training.synth) plus real plate
-crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present.
-Validation uses a separate synthetic seed and the pseudo-labelled crops of the training sets' own
-`valid` split. The benchmark folders are never read here.
+Data: synthetic plates composited into the *training* scenes (models.training.synth), real plate
+crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present,
+and the real plates of the benchmark folders' *train* split (models.training.realplates: US/EU/BR
+photos and US crops, `--real-variants` augmented copies each; `--no-benchmark` leaves these
+AGPL-3.0 folders out). The benchmark's valid split is never read here: models.training.choose
+measures candidates on it. The per-epoch report uses a separate synthetic seed and the
+pseudo-labelled crops of the training scenes' own `valid` split.
+As a library, `fine_tune(init_tflite, out, extra=..., **options)` fine-tunes a shipped reader.
 Writes models/reader.tflite and models/reader.json (figures for the model card). On a machine without
 TensorFlow (any Keras backend), `--weights-only` writes the weights and a training record instead, and
 `--export DIR` turns them into the int8 model where TensorFlow is installed.
@@ -171,6 +175,47 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
     return (np.stack(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)), ys
 
 
+def real_set(variants: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """The benchmark folders' *train* split (realplates.real_plates), each plate once as the unit
+    frames it and `variants` augmented copies; cached by the plates' list, so a relabelled or
+    re-split folder builds afresh. Only 'train' is ever asked for here."""
+    from models.training import realplates
+    plates = realplates.real_plates("train")
+    key = json.dumps([realplates.AUGMENT_VERSION] + [(str(p.image), p.text, p.box) for p in plates])
+    path = CACHE / f"reader-real-train-v{variants}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], list(z["y"])
+    t = time.time()
+    x, y = realplates.render_real("train", variants, seed, plates)
+    print(f"  real plates: {len(plates)} x {1 + variants} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, x=x, y=np.array(y))
+    return x, y
+
+
+def training_data(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None = None) -> dict:
+    """Everything a run trains and reports on, by the options `build_parser` defines: 'x', 'y' (the
+    training inputs and texts), 'counts' per source, and the per-epoch report's sets."""
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing, args.frames)
+    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
+    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
+                            not args.no_hand_labels, args.scene_variants)
+    x_pv, y_pv = pseudo_set("valid", 0, args.seed)
+    if args.two_row:
+        x_tr, y_tr = two_row_set(args.seed, args.two_row, "train", args.workers)
+        x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
+    parts = [("synthetic", x_syn, y_syn), ("pseudo_labelled_real_with_variants", x_pt, y_pt)]
+    if not args.no_benchmark and args.real_variants >= 0:
+        parts.append(("benchmark_train_real_with_variants", *real_set(args.real_variants, args.seed)))
+    if extra is not None:
+        parts.append(("extra", extra[0], list(extra[1])))
+    parts = [(name, px, list(py)) for name, px, py in parts if len(py)]
+    return {"x": np.concatenate([px for _, px, _ in parts]), "y": [t for _, _, py in parts for t in py],
+            "counts": {name: len(py) for name, _, py in parts},
+            "x_sv": x_sv, "y_sv": y_sv, "x_pv": x_pv, "y_pv": y_pv}
+
+
 def labels_array(texts: list[str]) -> np.ndarray:
     y = np.zeros((len(texts), MAX_LABEL), np.int32)
     for i, t in enumerate(texts):
@@ -247,7 +292,7 @@ def tflite_eval(path: Path, x: np.ndarray, texts: list[str]) -> dict:
     return {"exact": hits / max(1, len(x)), "n": len(x), "ms_median": float(np.median(ts))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=36000)
     ap.add_argument("--epochs", type=int, default=8)
@@ -272,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
                          "(how readers before 28 Nov were trained)")
     ap.add_argument("--no-hand-labels", action="store_true",
                     help="leave out the crops RapidOCR skipped that were read by eye (hand_labels.csv)")
+    ap.add_argument("--real-variants", type=int, default=16, metavar="N",
+                    help="augmented copies of each real plate of the benchmark folders' train split "
+                         "(realplates.py), besides the plate itself: how much the real plates weigh")
+    ap.add_argument("--no-benchmark", action="store_true",
+                    help="train without the benchmark folders (openalpr/benchmarks, AGPL-3.0): weights "
+                         "free of that licence")
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
     ap.add_argument("--init-tflite", help="start from this int8 reader, dequantised (fine-tuning the shipped model; "
                                           "its width wins over --width)")
@@ -290,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", metavar="DIR",
                     help="no training: export DIR/reader.weights.npz (a --weights-only run) to int8 in --out")
     ap.add_argument("--out", default=str(ROOT / "models"))
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.soup and not (args.init or args.init_tflite):
         ap.error("--soup averages with the starting weights: give --init or --init-tflite")
@@ -297,21 +353,39 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f"--{name.replace('_', '-')} is a share between 0 and 1, not {getattr(args, name)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.real_variants < 0:
+        ap.error(f"--real-variants is a count of copies, 0 or more, not {args.real_variants}")
     if args.export:
         return export_trained(Path(args.export), Path(args.out), args.seed)
+    card = train(args)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def fine_tune(init_tflite: Path, out: Path, extra: tuple[np.ndarray, list[str]] | None = None,
+              **options) -> dict:
+    """Fine-tune an int8 reader (dequantised) and export the result to `out`/reader.tflite + reader.json;
+    returns the card written. `extra`: more training inputs (uint8 [N, READER_H, READER_W], as
+    `unit.preprocess.reader_input` gives) and their texts, added to the usual data. `options`: any of
+    the command line's options by their Python name (samples=16000, epochs=3, lr=5e-4, soup=True,
+    real_variants=16, no_benchmark=False, seed=..., workers=...); the defaults are the command line's."""
+    args = build_parser().parse_args(["--init-tflite", str(init_tflite), "--out", str(out)])
+    for name, value in options.items():
+        if not hasattr(args, name) or name in ("init_tflite", "out", "export"):
+            raise TypeError(f"fine_tune: no option {name!r}")
+        setattr(args, name, value)
+    return train(args, extra)
+
+
+def train(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None = None) -> dict:
+    """One training run by the options `build_parser` defines; returns the card (or, with
+    --weights-only, the training record)."""
     t0 = time.time()
-    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing, args.frames)
-    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
-    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
-                            not args.no_hand_labels, args.scene_variants)
-    x_pv, y_pv = pseudo_set("valid", 0, args.seed)
-    if args.two_row:
-        x_tr, y_tr = two_row_set(args.seed, args.two_row, "train", args.workers)
-        x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
-    print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
+    data = training_data(args, extra)
+    x, y = data["x"], data["y"]
+    x_sv, y_sv, x_pv, y_pv = data["x_sv"], data["y_sv"], data["x_pv"], data["y_pv"]
+    print(f"data: {data['counts']}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
-    x = np.concatenate([x_syn, x_pt]) if len(x_pt) else x_syn
-    y = y_syn + y_pt
     import keras
     keras.utils.set_random_seed(args.seed)
     init_path = args.init_tflite or args.init
@@ -334,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"model": "reader", "params": int(model.count_params()),
               "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
-              "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
+              "samples": data["counts"], "real_variants": 0 if args.no_benchmark else args.real_variants,
+              "benchmark": not args.no_benchmark,
               "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
@@ -370,11 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     record.update(train_seconds=round(train_s), epochs_done=args.epochs)
     if args.weights_only:
         save_weights_only(model, out, record)
-        print(json.dumps(record, indent=2))
-        return 0
-    card = finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
-    print(json.dumps(card, indent=2))
-    return 0
+        return record
+    return finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
 
 
 def save_plain_weights(model, out: Path) -> None:
