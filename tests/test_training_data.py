@@ -5,6 +5,7 @@ benchmark)."""
 import argparse
 import csv
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -461,3 +462,21 @@ def test_fine_tune_names_its_options():
     from models.training.train_reader import fine_tune
     with pytest.raises(TypeError, match="no option 'lerning_rate'"):
         fine_tune("models/reader.tflite", "/nonexistent", lerning_rate=1e-3)
+
+
+def test_the_choosing_rule_fails_each_clause_by_name():
+    """models/README.md's rule: US photos +1 (plate found not lower), US crops +2, EU / BR at most -1,
+    8 MB, the shipped reader's graph; the graph is read from the real files."""
+    from models.training.choose import graph, verdict
+    g = graph(Path("models/reader.tflite"))
+    assert g and g[0][0] in ("QUANTIZE", "CONV_2D") and any(op == "CONV_2D" for op, _ in g)
+
+    def m(us, found, crops, eu, br, size=1_000_000, graph_=g):
+        s = lambda n, d=None: {"exact_n": n, "detected": d}
+        return {"us_photos": s(us, found), "us_crops": s(crops), "eu_photos": s(eu), "br_photos": s(br),
+                "bytes": size, "reader_graph": graph_}
+    base = m(11, 0.94, 56, 13, 9)
+    assert verdict(base, m(12, 0.94, 58, 12, 8)) == []
+    fails = verdict(base, m(11, 0.88, 57, 11, 7, size=9_000_000, graph_=g[:-1]))
+    assert [f.split(" ")[0] for f in fails] == ["US", "US", "EU", "BR", "US", "models", "the"]
+    assert "US photos +0" in fails[0] and "US crops +1" in fails[1] and "EU photos -2" in fails[2]

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SETS = {"us_photos": ("endtoend", "us"), "eu_photos": ("endtoend", "eu"), "br_photos": ("endtoend", "br"),
         "us_crops": ("crops", "us")}
 MAX_MODELS_BYTES = 8_000_000       # both files together (issue 21's size target)
-MAX_SLOWER = 1.15                  # a candidate's median ms per crop at most this times the baseline's
 
 
 @dataclass
@@ -38,7 +37,6 @@ class Rule:
     us_crops_gain: int = 2         # US crops: at least this many more
     other_loss: int = 1            # EU and BR photos: at most this many fewer, each
     max_bytes: int = MAX_MODELS_BYTES
-    max_slower: float = MAX_SLOWER
 
 
 def measure(model_dir: Path, root: Path = BENCHMARK, threads: int = 1) -> dict:
@@ -50,7 +48,19 @@ def measure(model_dir: Path, root: Path = BENCHMARK, threads: int = 1) -> dict:
         out[name] = {"images": r["images"], "exact_n": round(r["exact"] * r["images"]), "exact": r["exact"],
                      "topn": r["topn"], "detected": r["detected"], "cer": r["cer"], "ms_median": r["ms_median"]}
     out["bytes"] = sum((model_dir / f).stat().st_size for f in ("detector.tflite", "reader.tflite"))
+    out["reader_graph"] = graph(model_dir / "reader.tflite")
     return out
+
+
+def graph(path: Path) -> list[list]:
+    """The model's operators and their output shapes, in order: two files with the same graph cost the
+    same per pass, whatever their weights (on a shared machine a timing cannot show that)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=str(path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    shapes = {t["index"]: t["shape"].tolist() for t in it.get_tensor_details()}
+    return [[op["op_name"], [shapes[i] for i in op["outputs"]]] for op in it._get_ops_details()]
 
 
 def verdict(base: dict, cand: dict, rule: Rule = Rule()) -> list[str]:
@@ -68,8 +78,8 @@ def verdict(base: dict, cand: dict, rule: Rule = Rule()) -> list[str]:
         fails.append("US plates found fell")
     if cand["bytes"] > rule.max_bytes:
         fails.append(f"models {cand['bytes']} bytes (> {rule.max_bytes})")
-    if cand["us_crops"]["ms_median"] > rule.max_slower * base["us_crops"]["ms_median"]:
-        fails.append(f"{cand['us_crops']['ms_median']:.2f} ms per crop against {base['us_crops']['ms_median']:.2f}")
+    if cand["reader_graph"] != base["reader_graph"]:
+        fails.append("the reader's graph differs from the shipped one (its speed must then be measured)")
     return fails
 
 
@@ -114,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     passing = [c for c, m in results.items() if not m["fails"]]
     best = max(passing, key=lambda c: (total(results[c]), results[c]["us_crops"]["exact_n"])) if passing else None
     if args.json:
-        print(json.dumps({"baseline": base, "candidates": results, "ship": best}, indent=2))
+        drop = lambda m: {k: v for k, v in m.items() if k != "reader_graph"}
+        print(json.dumps({"baseline": drop(base), "candidates": {c: drop(m) for c, m in results.items()},
+                          "ship": best}, indent=2))
     else:
         rows = [("baseline " + str(args.baseline), base, [])] + [(c, m, m["fails"]) for c, m in results.items()]
         print(f"{'valid split, exact reads':<44} {'US photos':>10} {'found':>6} {'US crops':>9} {'EU':>6} {'BR':>6}")

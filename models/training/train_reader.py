@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--soup", action="store_true",
                     help="export the average of the starting and the fine-tuned weights (needs --init or --init-tflite)")
+    ap.add_argument("--end-too", metavar="DIR",
+                    help="with --soup: also export the fine-tuned weights themselves (not averaged) to DIR, "
+                         "a second candidate from the same run")
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--folded", action="store_true",
                     help="the net without batch norm, as a shipped file has it after folding (what "
@@ -349,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.soup and not (args.init or args.init_tflite):
         ap.error("--soup averages with the starting weights: give --init or --init-tflite")
+    if args.end_too and (not args.soup or args.weights_only):
+        ap.error("--end-too exports the end of a --soup run beside its soup (not with --weights-only)")
     for name in ("scene_variants", "synth_framing", "frames"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f"--{name.replace('_', '-')} is a share between 0 and 1, not {getattr(args, name)}")
@@ -438,11 +443,15 @@ def train(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None =
 
     model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
     train_s = time.time() - t1
+    record.update(train_seconds=round(train_s), epochs_done=args.epochs)
+    if start is not None and getattr(args, "end_too", None):
+        end_dir = Path(args.end_too)
+        end_dir.mkdir(parents=True, exist_ok=True)
+        finish_card(model, x, {**record, "soup": False}, end_dir, x_sv, y_sv, x_pv, y_pv)
     if start is not None:
         # a "model soup" of two points on one fine-tuning path: on the valid crops and photos it read
         # better than either end (models/README.md)
         model.set_weights([(a + b) / 2 for a, b in zip(start, model.get_weights())])
-    record.update(train_seconds=round(train_s), epochs_done=args.epochs)
     if args.weights_only:
         save_weights_only(model, out, record)
         return record
