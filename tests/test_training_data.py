@@ -480,3 +480,23 @@ def test_the_choosing_rule_fails_each_clause_by_name():
     fails = verdict(base, m(11, 0.88, 57, 11, 7, size=9_000_000, graph_=g[:-1]))
     assert [f.split(" ")[0] for f in fails] == ["US", "US", "EU", "BR", "US", "models", "the"]
     assert "US photos +0" in fails[0] and "US crops +1" in fails[1] and "EU photos -2" in fails[2]
+
+
+def test_labels_read_by_eye_alone_need_no_ocr(tmp_path):
+    """`pseudolabel --read-by-eye-only`: the corrected reads come out corrected, a dropped one stays
+    out, the hand-read crops are cut from their scenes, and read_labels sees exactly those."""
+    fixes = pseudolabel.label_fixes()
+    kept = [n for n, (was, text) in fixes.items() if text and n.startswith("train-")][:2]
+    dropped = next(n for n, (was, text) in fixes.items() if not text)
+    from models.training import handlabel
+    hand = next(n for n, (text, split) in handlabel.hand_labels().items() if text and split == "train")
+    (tmp_path / "fixes.csv").write_text("file,was,text,reason\n" + "".join(
+        f"{n},{fixes[n][0]},{fixes[n][1]},x\n" for n in kept + [dropped]))
+    (tmp_path / "hand.csv").write_text(f"file,text,split,reason\n{hand},{handlabel.hand_labels()[hand][0]},train,x\n")
+    out = tmp_path / "pseudo"
+    assert pseudolabel.write_eye_labels(out, tmp_path / "fixes.csv", tmp_path / "hand.csv") == 0
+    rows = pseudolabel.read_labels(out, fixes_path=tmp_path / "fixes.csv", hand_path=tmp_path / "hand.csv")
+    assert sorted((r["file"], r["text"]) for r in rows) == sorted(
+        [(n, fixes[n][1]) for n in kept] + [(hand, handlabel.hand_labels()[hand][0])])
+    assert all((out / "crops" / r["file"]).stat().st_size > 0 for r in rows)
+    assert not (out / "crops" / dropped).exists()
