@@ -424,6 +424,11 @@ def test_no_valid_file_ever_enters_training(tmp_path, monkeypatch):
     assert opened and all(not _sha1_valid(p.stem if p.suffix == ".jpg" else p.name) for p in opened)
     assert data["counts"]["benchmark_train_real_with_variants"] == 3 * sum(s == "train" for s in split.values())
     assert data["x"].shape == (len(data["y"]), 40, 128)
+    # photos weighted up: twice the copies for a plate cut from a photo, crops as before
+    weighted = Counter(tr.training_data(tr.build_parser().parse_args(["--real-variants", "2", "--seed", "3",
+                                                                      "--photo-weight", "2"]))["y"])
+    assert all(weighted[t] == (5 if t[0] == "P" else 3) for t, s in split.items() if s == "train")
+    assert not [t for t, s in split.items() if s == "valid" and t in weighted]
     # the AGPL-free switch: nothing from the benchmark folders, not even opened
     opened.clear()
     free = tr.training_data(tr.build_parser().parse_args(["--no-benchmark"]))

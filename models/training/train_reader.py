@@ -175,19 +175,22 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
     return (np.stack(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)), ys
 
 
-def real_set(variants: int, seed: int) -> tuple[np.ndarray, list[str]]:
+def real_set(variants: int, seed: int, photo_weight: float = 1.0) -> tuple[np.ndarray, list[str]]:
     """The benchmark folders' *train* split (realplates.real_plates), each plate once as the unit
-    frames it and `variants` augmented copies; cached by the plates' list, so a relabelled or
-    re-split folder builds afresh. Only 'train' is ever asked for here."""
+    frames it and `variants` augmented copies (`photo_weight` times as many for a plate cut from a
+    photo); cached by the plates' list, so a relabelled or re-split folder builds afresh. Only 'train'
+    is ever asked for here."""
     from models.training import realplates
     plates = realplates.real_plates("train")
     key = json.dumps([realplates.AUGMENT_VERSION] + [(str(p.image), p.text, p.box) for p in plates])
-    path = CACHE / f"reader-real-train-v{variants}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    pw = f"-p{photo_weight:g}" if photo_weight != 1.0 else ""
+    path = CACHE / f"reader-real-train-v{variants}{pw}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], list(z["y"])
     t = time.time()
-    x, y = realplates.render_real("train", variants, seed, plates)
+    weights = {f"endtoend/{c}": photo_weight for c in realplates.PHOTO_SETS}
+    x, y = realplates.render_real("train", variants, seed, plates, weights)
     print(f"  real plates: {len(plates)} x {1 + variants} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
     CACHE.mkdir(exist_ok=True)
     np.savez(path, x=x, y=np.array(y))
@@ -207,7 +210,8 @@ def training_data(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] 
         x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
     parts = [("synthetic", x_syn, y_syn), ("pseudo_labelled_real_with_variants", x_pt, y_pt)]
     if not args.no_benchmark and args.real_variants >= 0:
-        parts.append(("benchmark_train_real_with_variants", *real_set(args.real_variants, args.seed)))
+        parts.append(("benchmark_train_real_with_variants",
+                      *real_set(args.real_variants, args.seed, args.photo_weight)))
     if extra is not None:
         parts.append(("extra", extra[0], list(extra[1])))
     parts = [(name, px, list(py)) for name, px, py in parts if len(py)]
@@ -320,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--real-variants", type=int, default=16, metavar="N",
                     help="augmented copies of each real plate of the benchmark folders' train split "
                          "(realplates.py), besides the plate itself: how much the real plates weigh")
+    ap.add_argument("--photo-weight", type=float, default=1.0, metavar="W",
+                    help="W times as many augmented copies for the plates cut from the benchmark's photos "
+                         "as for its crops")
     ap.add_argument("--no-benchmark", action="store_true",
                     help="train without the benchmark folders (openalpr/benchmarks, AGPL-3.0): weights "
                          "free of that licence")
@@ -360,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.real_variants < 0:
         ap.error(f"--real-variants is a count of copies, 0 or more, not {args.real_variants}")
+    if args.photo_weight < 0:
+        ap.error(f"--photo-weight is a factor, 0 or more, not {args.photo_weight}")
     if args.export:
         return export_trained(Path(args.export), Path(args.out), args.seed)
     card = train(args)
@@ -414,7 +423,7 @@ def train(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None =
     record = {"model": "reader", "params": int(model.count_params()),
               "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
               "samples": data["counts"], "real_variants": 0 if args.no_benchmark else args.real_variants,
-              "benchmark": not args.no_benchmark,
+              "benchmark": not args.no_benchmark, "photo_weight": args.photo_weight,
               "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
