@@ -191,7 +191,7 @@ def real_set(variants: int, seed: int, photo_weight: float = 1.0) -> tuple[np.nd
     t = time.time()
     weights = {f"endtoend/{c}": photo_weight for c in realplates.PHOTO_SETS}
     x, y = realplates.render_real("train", variants, seed, plates, weights)
-    print(f"  real plates: {len(plates)} x {1 + variants} ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+    print(f"  real plates: {len(plates)} -> {len(y)} inputs ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
     CACHE.mkdir(exist_ok=True)
     np.savez(path, x=x, y=np.array(y))
     return x, y
