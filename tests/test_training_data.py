@@ -505,3 +505,16 @@ def test_labels_read_by_eye_alone_need_no_ocr(tmp_path):
         [(n, fixes[n][1]) for n in kept] + [(hand, handlabel.hand_labels()[hand][0])])
     assert all((out / "crops" / r["file"]).stat().st_size > 0 for r in rows)
     assert not (out / "crops" / dropped).exists()
+
+
+def test_missing_benchmark_folders_stop_the_run_unless_left_out(tmp_path, monkeypatch):
+    """A machine without ../shared/data/benchmark (a GPU bundle) must not train a different model
+    without a word: the run stops naming the folder and the switch; --no-benchmark runs."""
+    from models.training import realplates, train_reader as tr
+    monkeypatch.setattr(realplates, "BENCHMARK", tmp_path / "nowhere")
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(tr, "synth_set", lambda *a, **k: (np.zeros((1, 40, 128), np.uint8), ["SYN1"]))
+    monkeypatch.setattr(tr, "pseudo_set", lambda *a, **k: (np.zeros((0, 40, 128), np.uint8), []))
+    with pytest.raises(FileNotFoundError, match="nowhere.*--no-benchmark"):
+        tr.training_data(tr.build_parser().parse_args([]))
+    assert tr.training_data(tr.build_parser().parse_args(["--no-benchmark"]))["y"] == ["SYN1"]

@@ -182,6 +182,10 @@ def real_set(variants: int, seed: int, photo_weight: float = 1.0) -> tuple[np.nd
     is ever asked for here."""
     from models.training import realplates
     plates = realplates.real_plates("train")
+    if not plates:
+        # silently training without them would give another model than the command asked for
+        raise FileNotFoundError(f"{realplates.BENCHMARK}: no benchmark folders with labelled plates; "
+                                "give --no-benchmark to train without them")
     key = json.dumps([realplates.AUGMENT_VERSION] + [(str(p.image), p.text, p.box) for p in plates])
     pw = f"-p{photo_weight:g}" if photo_weight != 1.0 else ""
     path = CACHE / f"reader-real-train-v{variants}{pw}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
