@@ -3,7 +3,10 @@ people, the policy-enforcing routes in `central.routes` (login, search, alerts, 
 holds, evidence, retention, sharing, users, audit, units) and the officer console (`central.console`:
 HTML pages over the same functions, at / and every path outside /v1).
 
-Handlers read the raw body themselves instead of letting FastAPI parse a model: the signature
+`central.bodygate.BodyGate`, outermost, caps every body before anything reads it (413) and refuses
+JSON nested deeper than the contract needs (400); errors are `{"error": ...}` in one shape, never
+repeating what was sent; logins go through `central.login_guard` (per-address throttle and lock-out,
+a cap on concurrent password hashing). The unit routes' handlers read the raw body themselves instead of letting FastAPI parse a model: the signature
 covers the exact bytes, the size cap must hold before the body is buffered, and a request must be
 authenticated before its content costs anything. Database and crypto work runs in the thread pool,
 off the event loop. No docs UI is served (policy 462.6 opens nothing to the public but the policy
@@ -13,7 +16,6 @@ other request that has no valid session before it reaches a handler.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -21,20 +23,24 @@ from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from central import heartbeats, hotlist, routes
 from central.auth_units import authenticate, prune_nonces
+from central.bodygate import BodyGate
 from central.config import Limits, Settings
 from central.console import pages
 from central.errors import ApiError
 from central.ingest import ingest, parse_batch
 from central.keys import CentralKeys
+from central.login_guard import LoginGuard
 from central.ratelimit import RateLimiter
 from central.routes.deps import UserGate
 from central.units import UnitRow, enrol
-from wire import batch, paths
+from wire import batch, jsondoc, paths
 from wire.hotlist import SIGNATURE_HEADER
 from wire.signing import HEADERS
 
@@ -74,6 +80,16 @@ async def _read_body(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def validation_message(exc: RequestValidationError) -> str:
+    """What is wrong with a request, field by field, in one line; never the value that was sent (a
+    password, or megabytes of it, must not come back in an error)."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts[:10]) or "invalid request"
+
+
 def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
                settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -82,6 +98,8 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
                               "here: sessions, roles, training, purpose and case number, audit log.")
     app.state.engine, app.state.keys, app.state.settings = engine, keys, settings
     app.add_middleware(UserGate, engine=engine, settings=settings)
+    app.add_middleware(BodyGate, small=limits.max_small_body_bytes, large=limits.max_body_bytes)   # outermost
+    app.state.login_guard = LoginGuard()
     app.include_router(routes.router())
     pages.mount(app)
     limiter = RateLimiter(limits.rate_per_s, limits.rate_burst)
@@ -92,6 +110,14 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
         return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ValueError)
     async def _bad_input(_request: Request, exc: ValueError) -> JSONResponse:
@@ -125,10 +151,12 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
     async def enroll(request: Request) -> dict[str, Any]:
         body = await _read_body(request, limits.max_small_body_bytes)
         try:
-            doc = json.loads(body)
+            doc = jsondoc.loads(body)
             token, unit_id, public_key = doc["token"], doc["unit_id"], doc["public_key"]
             if not all(isinstance(v, str) for v in (token, unit_id, public_key)):
                 raise TypeError
+        except jsondoc.JsonTooDeep as exc:
+            raise ApiError(400, f"body: {exc}") from None
         except (ValueError, KeyError, TypeError):
             raise ApiError(400, "body must be JSON {token, unit_id, public_key} (strings)") from None
         site = await run_in_threadpool(enrol, engine, token, unit_id, public_key)

@@ -21,6 +21,7 @@ from central import audit, cli_policy, db, hotlist, units
 from central.clock import parse_time
 from central.config import Limits, load_settings, resolve_db, resolve_home, save_db
 from central.errors import ApiError
+from central.initialised import NotInitialised, check_keys, engine_for
 from central.purposes import PURPOSES
 from central.keys import ensure_keys, load_keys
 from wire.times import iso
@@ -39,7 +40,7 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
-    return db.make_engine(resolve_db(resolve_home(args.home), args.db))
+    return engine_for(args.home, args.db)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -65,6 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     limits = Limits(max_batch_reads=args.max_batch, max_body_bytes=args.max_body, rate_per_s=args.rate,
                     rate_burst=args.burst, replay_window_s=args.replay_window)
+    check_keys(args.home)
+    engine_for(args.home, args.db).dispose()
     load_keys(home / "keys")                       # fail here, clearly, rather than in each worker
     os.environ.update(ALPR_CENTRAL_HOME=str(home), ALPR_CENTRAL_DB=resolve_db(home, args.db),
                       ALPR_CENTRAL_LIMITS=limits.to_json(), ALPR_CENTRAL_SETTINGS=load_settings(home).to_json())
@@ -76,9 +79,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll_token(args: argparse.Namespace) -> int:
+    """The token alone on stdout (TOKEN=$(alpr-central units enroll-token ...)); what it is, on stderr."""
     token, expires = units.make_token(_engine(args), args.site, timedelta(hours=args.ttl_hours))
-    _out(args, {"token": token, "site": args.site, "expires_at": iso(expires)},
-         f"{token}\n(site {args.site}, one use, expires {expires:%Y-%m-%d %H:%M} UTC)")
+    _out(args, {"token": token, "site": args.site, "expires_at": iso(expires)}, token)
+    if not args.json:
+        print(f"(site {args.site}, one use, expires {expires:%Y-%m-%d %H:%M} UTC)", file=sys.stderr)
     return 0
 
 
@@ -209,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()                         # a closed pipe shows here, inside the handlers below
+        return code
     except ValueError as exc:                      # bad input caught below argparse: pattern, site, URL
         print(f"alpr-central: {exc}", file=sys.stderr)
         return 2
@@ -219,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     except (sa.exc.OperationalError, sa.exc.IntegrityError, FileNotFoundError) as exc:
         print(f"alpr-central: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    except NotInitialised as exc:
+        print(f"alpr-central: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:                        # `| head -1` stopped reading: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())      # no second one at exit
+        return 0
     except KeyboardInterrupt:
         return 130
 

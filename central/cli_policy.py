@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from central import access, audit, evidence, holds, reports, retention, schedule, sessions, sharing, training, users
 from central.clock import parse_time
-from central.config import Settings, load_settings, resolve_db, resolve_home, save_settings
-from central.db import make_engine
+from central.config import Settings, load_settings, resolve_home, save_settings
+from central.initialised import engine_for
 from central.keys import load_keys
 from central.roles import ROLES
 from central.search import selection_from
@@ -34,7 +34,7 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
-    return make_engine(resolve_db(resolve_home(args.home), args.db))
+    return engine_for(args.home, args.db)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -46,9 +46,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _private_dir(path: Path) -> None:
+    """A folder only its owner can enter: the bundle holds plates and images (0700, whatever the umask)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("xb") as f:                     # never overwrite
+    _private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)     # never overwrite; owner only
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -95,7 +102,7 @@ def export(engine: sa.Engine, keys: CentralKeys, who: audit.Who, hold_id: int, o
         audit.append(conn, who, "export", {"hold": hold_id, "reads": len(rows), "images": len(images),
                                            "to": str(out_dir)},
                      purpose=EVIDENCE_PURPOSE, case_number=hold.case_number, result_count=len(rows))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _private_dir(out_dir)
     _write(out_dir / "reads.jsonl", b"".join(
         json.dumps(read_doc(r, {}), sort_keys=True, ensure_ascii=False).encode() + b"\n" for r in rows))
     for img in images:

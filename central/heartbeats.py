@@ -5,7 +5,6 @@ that alerting needs first (queue depth, dropped reads) are also lifted into colu
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 
 from central.errors import ApiError
 from central.schema import heartbeats, units
+from wire import jsondoc
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -21,7 +21,9 @@ def _int_or_none(value: Any) -> int | None:
 
 def record(engine: sa.Engine, unit_id: str, body: bytes) -> None:
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
+    except jsondoc.JsonTooDeep as exc:
+        raise ApiError(400, f"body: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "body is not JSON") from None
     if not isinstance(doc, dict):

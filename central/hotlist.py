@@ -6,7 +6,8 @@ vehicle, stolen plate, wanted, missing person, AMBER, investigation; stored as `
 purpose from the policy's list and the case or incident number it was entered under (its alerts are
 viewed and logged under them), a source, who entered it, an optional expiry, and a free-text `note`
 that units show as the label. One entry per pattern; an expired entry may be replaced by a new one for
-the same pattern. The central store is the authority: `central.alerts` matches every ingested read
+the same pattern, and so may an entry kept from before entries needed a case number (`needs_case`):
+re-entering its pattern with a purpose and case gives it them. The central store is the authority: `central.alerts` matches every ingested read
 against the active entries, and, when `retro_days` is given, a new entry against the reads of the last
 days too.
 
@@ -87,7 +88,8 @@ def doc(r: Any, now: datetime | None = None) -> dict[str, Any]:
     return {"id": r.id, "pattern": r.pattern, "reason": r.category, "category": r.category,
             "reason_text": CATEGORIES.get(r.category, r.category), "purpose": r.purpose,
             "case_number": r.case_number, "note": r.note, "source": r.source, "entered_by": r.entered_by,
-            "added_at": iso(r.added_at), "expires_at": iso(expires), "active": expires is None or expires > now}
+            "added_at": iso(r.added_at), "expires_at": iso(expires), "active": expires is None or expires > now,
+            "needs_case": not r.case_number}
 
 
 def list_entries(engine: sa.Engine, include_expired: bool = False) -> list[dict[str, Any]]:
@@ -127,13 +129,14 @@ def _checked(pattern: str, reason: str, purpose: str, case_number: str, source: 
 
 
 def _store(conn: sa.Connection, values: dict[str, Any], by: audit.Who, now: datetime) -> int:
-    """Insert, or replace an expired entry with the same pattern; 409 if an active one exists."""
-    old = conn.execute(sa.select(hotlist_entries.c.id, hotlist_entries.c.expires_at)
+    """Insert, or replace an expired entry with the same pattern, or one kept from before entries needed
+    a case number (re-entering it gives it one); 409 if another active one exists."""
+    old = conn.execute(sa.select(hotlist_entries.c.id, hotlist_entries.c.expires_at, hotlist_entries.c.case_number)
                        .where(hotlist_entries.c.pattern == values["pattern"])).first()
     row = {**values, "entered_by": by.username, "added_at": now}
     if old is not None:
         expires = aware(old.expires_at)
-        if expires is None or expires > now:
+        if (expires is None or expires > now) and old.case_number:
             raise ApiError(409, f"{values['pattern']} is already on the hot list (entry {old.id})")
         conn.execute(hotlist_entries.update().where(hotlist_entries.c.id == old.id).values(**row))
         entry_id = old.id

@@ -5,6 +5,11 @@ Opening and validating happen before the transaction; the insert is one statemen
 `INSERT .. ON CONFLICT DO NOTHING RETURNING read_id`, so concurrent retries of the same read
 cannot both store it, on SQLite and on PostgreSQL alike. Stored reads are matched against the hot
 list in the same transaction (`central.alerts.raise_for`).
+
+The whole batch is tried at once inside a SAVEPOINT. Should the database refuse it (a read that passes
+the contract yet breaks a column, a constraint or a trigger), the batch is tried again one read per
+SAVEPOINT: a read the database refuses is rejected with the database's reason, and every other read is
+stored. One odd read therefore never blocks the reads queued behind it on a unit.
 """
 from __future__ import annotations
 
@@ -90,16 +95,42 @@ def _insert(dialect: str, table: sa.Table):
     return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
 
 
+def _store(conn: sa.Connection, fresh: dict[str, Opened]) -> set[str]:
+    """Insert these reads and their images; the ids newly stored (a read already there is left alone)."""
+    stmt = (_insert(conn.dialect.name, reads).on_conflict_do_nothing(index_elements=["read_id"])
+            .returning(reads.c.read_id))
+    stored = set(conn.execute(stmt, [o.row for o in fresh.values()]).scalars())
+    images = [{"read_id": rid, "kind": kind, "jpeg": data}
+              for rid, o in fresh.items() if rid in stored for kind, data in o.images]
+    if images:
+        conn.execute(read_images.insert(), images)
+    return stored
+
+
+# what the database says about the data of one read (a column, a constraint, a trigger); anything else
+# (a lost connection, a deadlock) fails the whole request, and the unit sends the batch again
+REFUSED = (sa.exc.IntegrityError, sa.exc.DataError)
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    """The database's own words, first line only, without the statement or parameters (which hold the
+    read's plate): enough for an operator to see why, nothing a log should not keep."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 def ingest(engine: sa.Engine, unit: UnitRow, items: list[dict[str, Any]], key: X25519PrivateKey) -> list[dict[str, str]]:
     """Open, validate and store `items`; return one result per item, in order."""
     now = datetime.now(timezone.utc)
     verdicts: dict[int, dict[str, str]] = {}
     fresh: dict[str, Opened] = {}              # read_id -> opened, first occurrence in the batch only
+    first: dict[str, int] = {}                 # read_id -> its index in the batch, first occurrence
     for i, item in enumerate(items):
         rid = item["read_id"]
-        if rid in fresh:
+        if rid in first:
             verdicts[i] = verdict(rid, DUPLICATE)
             continue
+        first[rid] = i
         try:
             fresh[rid] = open_read(item, unit, key, now)
         except Rejected as exc:
@@ -109,15 +140,20 @@ def ingest(engine: sa.Engine, unit: UnitRow, items: list[dict[str, Any]], key: X
     foreign: set[str] = set()
     if fresh:
         with engine.begin() as conn:
-            stmt = (_insert(engine.dialect.name, reads).on_conflict_do_nothing(index_elements=["read_id"])
-                    .returning(reads.c.read_id))
-            stored = set(conn.execute(stmt, [o.row for o in fresh.values()]).scalars())
-            images = [{"read_id": rid, "kind": kind, "jpeg": data}
-                      for rid, o in fresh.items() if rid in stored for kind, data in o.images]
-            if images:
-                conn.execute(read_images.insert(), images)
+            try:
+                with conn.begin_nested():
+                    stored = _store(conn, fresh)
+            except REFUSED:
+                stored = set()
+                for rid, opened in fresh.items():
+                    try:
+                        with conn.begin_nested():
+                            stored |= _store(conn, {rid: opened})
+                    except REFUSED as exc:
+                        verdicts[first[rid]] = verdict(rid, REJECTED, "the store's database refused it: "
+                                                       + _reason(exc))
             alerts.raise_for(conn, [o.row for rid, o in fresh.items() if rid in stored], now)
-            clash = [rid for rid in fresh if rid not in stored]
+            clash = [rid for rid in fresh if rid not in stored and first[rid] not in verdicts]
             if clash:
                 foreign = set(conn.execute(sa.select(reads.c.read_id).where(
                     reads.c.read_id.in_(clash), reads.c.unit_id != unit.unit_id)).scalars())

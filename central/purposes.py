@@ -44,8 +44,11 @@ CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{2,39}$")
 
 
 def check_purpose(code: str | None) -> str:
-    if not code or code not in PURPOSES:
-        raise ValueError("purpose: required, one of " + ", ".join(PURPOSES) + " (policy 462.2, 462.3, 462.5(b))")
+    listed = ", ".join(PURPOSES) + " (policy 462.2, 462.3, 462.5(b))"
+    if not code or not code.strip():
+        raise ValueError("purpose: required, one of " + listed)
+    if code not in PURPOSES:
+        raise ValueError(f"purpose {code[:40]!r} is not in the policy's list: one of " + listed)
     return code
 
 

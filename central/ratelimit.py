@@ -21,6 +21,13 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}     # key -> (tokens, last refill time)
         self._lock = threading.Lock()
 
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back `cost` tokens taken by `check` for work that turned out not to count."""
+        with self._lock:
+            if key in self._buckets:
+                tokens, last = self._buckets[key]
+                self._buckets[key] = (min(float(self.burst), tokens + cost), last)
+
     def check(self, key: str, cost: float = 1.0) -> int:
         """Take `cost` tokens; return 0 if allowed, else the seconds to wait (>= 1)."""
         now = self._clock()

@@ -2,10 +2,12 @@
 
 A session token is 256 random bits handed to the client once; only its SHA-256 is stored, so a copy
 of the database yields no usable session. Sessions end at an absolute lifetime, after an idle
-period, at logout, or when the user is disabled. After `lockout_failures` consecutive failures the
-account locks for `lockout_minutes`, during which even the right password is refused. Every login,
-failure and lock-out goes into the audit chain; an unknown username costs the same argon2 work as a
-known one, so timing does not tell which names exist.
+period, at logout, or when the user is disabled. After `lockout_failures` consecutive counted failures
+the account locks for `lockout_minutes`, during which even the right password is refused; which
+failures count is for `central.login_guard` to say (each address at most once a day), so that no
+single caller can lock an account at will. Every login, failure and lock-out goes into the audit
+chain; an unknown username costs the same argon2 work as a known one, so timing does not tell which
+names exist.
 """
 from __future__ import annotations
 
@@ -53,10 +55,14 @@ def _dummy_hash(settings: Settings) -> str:
     return _DUMMY[key]
 
 
+REFUSED = "login refused: wrong username or password, or the account is locked or disabled"
+
+
 def login(engine: sa.Engine, settings: Settings, username: str, password: str,
-          client: str = "") -> tuple[str, datetime]:
+          client: str = "", count_failure: bool = True) -> tuple[str, datetime]:
     """Check the password; return (token, expires_at) or raise ApiError 401 (one message for all
-    refusals, so the answer does not tell a wrong password from a locked or unknown account)."""
+    refusals, so the answer does not tell a wrong password from a locked or unknown account). A wrong
+    password counts toward the account's lock-out only if `count_failure`."""
     now = utcnow()
     ph = hasher(settings)
     with engine.connect() as conn:
@@ -75,14 +81,33 @@ def login(engine: sa.Engine, settings: Settings, username: str, password: str,
                          {"reason": "unknown user", "client": client})
             session = None
         else:
-            session = _settle(conn, settings, row.id, matched, password, client, now)
+            session = _settle(conn, settings, row.id, matched, password, client, now, count_failure)
     if session is None:
-        raise ApiError(401, "login refused: wrong username or password, or the account is locked or disabled")
+        raise ApiError(401, REFUSED)
     return session
 
 
+def _principal(conn: sa.Connection, username: str) -> audit.Principal:
+    row = conn.execute(sa.select(users.c.username, users.c.agency).where(users.c.username == username)).first()
+    return audit.Principal(row.username, row.agency) if row else audit.Principal(username[:64] or "-", "unknown")
+
+
+def refuse_locked(engine: sa.Engine, username: str, client: str) -> None:
+    """Record a login refused, without a hash, because this address is locked out of the account."""
+    with engine.begin() as conn:
+        audit.append(conn, _principal(conn, username), "login_failed",
+                     {"reason": "locked", "scope": "address", "client": client})
+
+
+def record_address_lockout(engine: sa.Engine, username: str, client: str, failures: int, minutes: int) -> None:
+    """Record that `client` is locked out of this account (the account itself stays open elsewhere)."""
+    with engine.begin() as conn:
+        audit.append(conn, _principal(conn, username), "lockout",
+                     {"scope": "address", "failures": failures, "client": client, "minutes": minutes})
+
+
 def _settle(conn: sa.Connection, settings: Settings, user_id: int, matched: bool, password: str, client: str,
-            now: datetime) -> tuple[str, datetime] | None:
+            now: datetime, count_failure: bool = True) -> tuple[str, datetime] | None:
     """Under a row lock: count a failure (locking the account at the limit) or open a session."""
     cur = conn.execute(sa.select(users).where(users.c.id == user_id).with_for_update()).one()
     who = audit.Principal(cur.username, cur.agency)
@@ -90,12 +115,12 @@ def _settle(conn: sa.Connection, settings: Settings, user_id: int, matched: bool
     reason = ("disabled" if cur.status != "active" else "locked" if locked and locked > now
               else None if matched else "wrong password")
     if reason:
-        if reason == "wrong password":
+        if reason == "wrong password" and count_failure:
             failures = cur.failed_logins + 1
             values: dict = {"failed_logins": failures}
             if failures >= settings.lockout_failures:
                 values.update(failed_logins=0, locked_until=now + timedelta(minutes=settings.lockout_minutes))
-                audit.append(conn, who, "lockout", {"failures": failures, "client": client,
+                audit.append(conn, who, "lockout", {"scope": "account", "failures": failures, "client": client,
                                                     "minutes": settings.lockout_minutes})
             conn.execute(users.update().where(users.c.id == cur.id).values(**values))
         audit.append(conn, who, "login_failed", {"reason": reason, "client": client})

@@ -162,6 +162,7 @@ class StoredRead:
     captured_at: float
     edge_at: str | None
     received_at: float
+    low_confidence: bool = False       # the unit marked it (`trigger.low_confidence`, recognition.low_confidence_reads)
 
 
 class ReadWatcher:
@@ -201,7 +202,7 @@ class ReadWatcher:
             for r in rows:
                 trig = r.trigger if isinstance(r.trigger, dict) else json.loads(r.trigger or "{}")
                 s = StoredRead(r.read_id, r.lane, r.plate, float(r.confidence), _ts(r.captured_at),
-                               trig.get("edge_at"), _ts(r.received_at))
+                               trig.get("edge_at"), _ts(r.received_at), trig.get("low_confidence") is True)
                 self.seen[s.read_id] = s
                 new.append(s)
         for s in new:

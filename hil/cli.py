@@ -4,6 +4,7 @@
                       [--central-url URL --central-home HOME [--db URL] --token TOKEN]
     python -m hil make-clips SRC OUT [--limit N]        # clips from photos in the benchmark format
     python -m hil build-demo [OUT]                      # rebuild hil/clips (needs ../shared and fonts)
+    python -m hil sweep --set valid=CLIPS --set demo=hil/clips [--choose] [--real default]   # thresholds
 
 `run` with no central store named starts its own (SQLite, in a temporary folder) and stops it after.
 """
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_run_parser(sub)
     make_clips.add_parser(sub)
+    from hil import sweep
+    sweep.add_parser(sub)
     p = sub.add_parser("build-demo", help="rebuild the committed demo clips (needs ../shared/data/train and fonts)")
     p.add_argument("out", nargs="?", default=str(DEMO_CLIPS))
     p.add_argument("--no-check", action="store_true", help="skip checking each vehicle with the shipped models")

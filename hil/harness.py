@@ -188,10 +188,12 @@ class Harness:
 
     def __init__(self, enrolment: Enrolment, db_url: str, opts: Options | None = None,
                  on_read: Callable[[StoredRead, "ClipRun"], None] | None = None,
-                 recogniser_factory: Callable[[], Any] | None = None):
+                 recogniser_factory: Callable[[], Any] | None = None,
+                 on_burst: Callable[["ClipRun", Any, list[Any], int], None] | None = None):
         self.enrolment, self.db_url = enrolment, db_url
         self.opts = opts or Options()
         self.on_read = on_read
+        self.on_burst = on_burst          # (clip run, trigger, voting frame reads, frames) per closed burst
         self._recognisers: dict[RecognitionConfig, Any] = {}
         self._factory = recogniser_factory
         self.run_id = f"HIL-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -263,6 +265,9 @@ class Harness:
             service = UnitService(cfg, source, clock=clock, live=live,
                                   recogniser_factory=lambda: self.recogniser(cfg.recognition), env={})
             service.unit.stage.listeners.append(lambda read, info: run.stored(read.read_id))
+            if self.on_burst is not None:
+                on_burst = self.on_burst
+                service.unit.stage.burst_listeners.append(lambda trig, reads, frames: on_burst(run, trig, reads, frames))
             service.start()
             if camera is not None:
                 sensors = SensorPlayer(clip, service.unit, camera.t0, source.edge_wall).start()
@@ -341,7 +346,8 @@ class ClipRun:
         return None if wall is None else max(0.0, s.received_at - wall)
 
     def item(self, s: StoredRead) -> ReadItem:
-        return ReadItem(s.read_id, s.lane, s.plate, s.confidence, round(self.rel_t(s), 3), self.latency(s))
+        return ReadItem(s.read_id, s.lane, s.plate, s.confidence, round(self.rel_t(s), 3), self.latency(s),
+                        low_confidence=s.low_confidence)
 
     def expected(self, s: StoredRead) -> str:
         """For the live display: the truth this read looks like (same lane, nearest in time)."""

@@ -12,8 +12,10 @@ last three at the photographed size: one of them the photo itself, untouched), t
 0.95 s. The unit's pre-trigger ring keeps the three frames before the edge; its burst takes the five
 after it.
 
-Photos from ../shared/data/benchmark are evaluation data (AGPL): make clips from them into a temporary
-folder at run time; never commit them.
+Photos from ../shared/data/benchmark (AGPL-3.0) are split into train and valid by a hash of the name
+(`split_of`, as ../shared/data/SOURCES.md fixes it): `--split valid` makes clips from the valid photos
+only, which is what settings are chosen on. Make clips from them into a temporary folder at run time;
+never commit them.
 """
 from __future__ import annotations
 
@@ -35,6 +37,15 @@ N_BEFORE, N_BURST = 4, 5
 EDGE_T, RELEASE_T = 0.35, 0.95
 LANE = {"name": "gate", "direction": "in", "roi": [0.0, 0.0, 1.0, 1.0],
         "sensor": {"kind": "loop", "pin": 17, "active_high": False, "pull_up": True}}
+
+
+SPLITS = ("all", "train", "valid")
+
+
+def split_of(stem: str) -> str:
+    """'valid' or 'train' for a benchmark photo named `stem` (its file name without the extension): the
+    fixed split of ../shared/data/SOURCES.md, an eighth of the names by their SHA-1."""
+    return "valid" if int(hashlib.sha1(stem.encode("utf-8")).hexdigest(), 16) % 8 == 0 else "train"
 
 
 def read_benchmark(folder: Path) -> list[tuple[Path, tuple[float, float, float, float], str]]:
@@ -92,8 +103,12 @@ def make_clip(photo: Path, box: tuple[float, float, float, float], plate: str, o
 
 
 def make_clips(src: Path, out: Path, limit: int = 0, names: list[str] | None = None, seed: int = 0,
-               quality: int = 92, max_width: int = 0) -> list[clips.Clip]:
+               quality: int = 92, max_width: int = 0, split: str = "all") -> list[clips.Clip]:
+    if split not in SPLITS:
+        raise ValueError(f"split: one of {', '.join(SPLITS)}, not {split!r}")
     items = read_benchmark(src)
+    if split != "all":
+        items = [it for it in items if split_of(it[0].stem) == split]
     if names:
         wanted = set(names)
         items = [it for it in items if it[0].name in wanted or it[0].stem in wanted]
@@ -102,7 +117,8 @@ def make_clips(src: Path, out: Path, limit: int = 0, names: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     made = [make_clip(p, box, plate, out / p.stem, quality, seed, max_width) for p, box, plate in items]
     (out / "SOURCE.md").write_text(
-        f"Clips made by `python -m hil make-clips` from {src.resolve()} ({len(made)} photos).\n"
+        f"Clips made by `python -m hil make-clips` from {src.resolve()} ({len(made)} photos"
+        + (f", {split} split" if split != "all" else "") + ").\n"
         "If those photos are evaluation data (../shared/data/benchmark, AGPL-3.0), these clips are too:\n"
         "use them here, never commit them.\n", "utf-8")
     return made
@@ -115,6 +131,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to write one clip per photo into")
     p.add_argument("--limit", type=int, default=0, help="only the first N photos (by name)")
     p.add_argument("--names", help="comma-separated photo names (or stems) to take")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="only the photos of this split of ../shared/data/SOURCES.md (by a hash of the name)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quality", type=int, default=92, help="JPEG quality of the simulated frames")
     p.add_argument("--max-width", type=int, default=0, help="downscale wider photos to this (default: keep)")
@@ -128,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"hil make-clips: {src}: not a folder", file=sys.stderr)
         return 2
     made = make_clips(src, Path(args.out), args.limit, args.names.split(",") if args.names else None,
-                      args.seed, args.quality, args.max_width)
+                      args.seed, args.quality, args.max_width, args.split)
     if not made:
         print(f"hil make-clips: no NAME.jpg + NAME.txt pairs in {src}", file=sys.stderr)
         return 2

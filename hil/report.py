@@ -4,7 +4,9 @@ A read belongs to the expected vehicle on its lane whose time is nearest its sen
 time for motion-triggered reads), within the clip's tolerance (truth.json `tolerance_s`). Then, per
 vehicle: *exact* if one of its reads has the plate exactly (A-Z0-9 compared), *misread* if it has reads
 but none exact, *missed* if none; every read of a vehicle after its first is a *duplicate*; a read that
-belongs to no vehicle is a *false read*. Latency is from the sensor edge being driven onto the pin to
+belongs to no vehicle is a *false read*. Reads the unit marked low-confidence (`recognition.low_confidence_reads`)
+count like any other, and `exact_low` / `misread_low` say how many of the exact and misread vehicles
+were read only so. Latency is from the sensor edge being driven onto the pin to
 the store recording the read (its `received_at`), both on this machine's clock.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ReadItem:
     latency_s: float | None = None
     vehicle: int | None = None        # index into the clip's truth vehicles
     verdict: str = ""                 # exact | misread | duplicate | false
+    low_confidence: bool = False      # marked low-confidence by the unit
 
 
 @dataclass
@@ -39,6 +42,8 @@ class ClipResult:
     missed: int = 0
     duplicates: int = 0
     false_reads: int = 0
+    exact_low: int = 0                # exact vehicles whose counted read is marked low-confidence
+    misread_low: int = 0              # misread vehicles whose counted read is marked low-confidence
     undelivered: int = 0              # stored by the unit, not at the central store when the clip ended
     wall_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
@@ -94,9 +99,11 @@ def score(clip: Clip, items: list[ReadItem], reads_unit: int, undelivered: int, 
         first = exact[0] if exact else got[0]
         if exact:
             res.exact += 1
+            res.exact_low += first.low_confidence
             first.verdict = "exact"
         else:
             res.misread += 1
+            res.misread_low += first.low_confidence
             first.verdict = "misread"
         for i in got:
             if i is not first:
@@ -116,7 +123,7 @@ class Report:
 
     def total(self) -> dict[str, Any]:
         keys = ("vehicles", "reads_unit", "reads", "exact", "misread", "missed", "duplicates", "false_reads",
-                "undelivered")
+                "exact_low", "misread_low", "undelivered")
         t: dict[str, Any] = {k: sum(getattr(c, k) for c in self.clips) for k in keys}
         t["exact_rate"] = round(t["exact"] / t["vehicles"], 4) if t["vehicles"] else None
         t["wall_s"] = round(sum(c.wall_s for c in self.clips), 2)
@@ -157,6 +164,8 @@ class Report:
         rate = "-" if t["exact_rate"] is None else f"{100 * t['exact_rate']:.1f} %"
         lines.append(f"exact reads per vehicle: {t['exact']}/{t['vehicles']} ({rate}); "
                      f"undelivered {t['undelivered']}; mode {self.mode}; {t['wall_s']:.1f} s")
+        if t["exact_low"] or t["misread_low"]:
+            lines.append(f"read only as low-confidence: {t['exact_low']} of the exact, {t['misread_low']} of the misread")
         if "baseline_exact" in t:
             lines.append(f"the recogniser alone on the same photos: {t['baseline_exact']}/{len([c for c in self.clips if c.baseline_exact is not None])} "
                          f"({100 * t['baseline_rate']:.1f} %)")

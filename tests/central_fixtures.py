@@ -173,6 +173,24 @@ class FaultyApp:
         self.log.sort()                                   # by arrival, whatever order the answers left in
 
 
+class _FromAddress(requests.adapters.HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        kw["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kw)
+
+
+def session_from(address: str) -> requests.Session:
+    """HTTP from another loopback address (127.0.0.2, ...): what the server sees as another client host."""
+    http = requests.Session()
+    http.mount("http://", _FromAddress(address))
+    http.mount("https://", _FromAddress(address))
+    return http
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

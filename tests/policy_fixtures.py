@@ -20,7 +20,7 @@ from central import audit, training, users
 from central.api import create_app
 from central.config import Limits, Settings, save_settings
 from central.schema import read_images, reads, units
-from central_fixtures import JPEG, FaultyApp, LiveServer, Store
+from central_fixtures import JPEG, FaultyApp, LiveServer, Store, session_from
 
 FAST = Settings(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1)
 PASSWORD = "correct horse battery"
@@ -73,8 +73,11 @@ class Policy:
             training.record(self.engine, username, "ALPR operator course", today - timedelta(days=30),
                             today + timedelta(days=335), TEST_ADMIN)
 
-    def login(self, username: str, password: str = PASSWORD) -> requests.Response:
-        return requests.post(self.url + "/v1/auth/login", json={"username": username, "password": password}, timeout=30)
+    def login(self, username: str, password: str = PASSWORD, address: str = "127.0.0.1") -> requests.Response:
+        """Log in over HTTP from `address` (any 127.x.y.z: the server sees a different client host)."""
+        with session_from(address) as http:
+            return http.post(self.url + "/v1/auth/login", json={"username": username, "password": password},
+                             timeout=30)
 
     def user(self, username: str, role: str, **kw: Any) -> Client:
         """Add a user (trained unless trained=False), log in, return a client with the session."""

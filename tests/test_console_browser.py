@@ -72,11 +72,13 @@ def test_search_refused_without_purpose_or_case_then_allowed_and_audited(console
     page.get_by_label("Plate").fill("6SRCH01")
     page.get_by_label("Case number").fill("DR-2026-0099")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_load_state()                                            # the results page, parsed
     assert "purpose" in page.locator("#e-purpose").inner_text()          # the error beside its field
     assert page.locator("table.results").count() == 0
     page.get_by_label("Purpose").select_option("criminal_investigation")
     page.get_by_label("Case number").fill("")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_load_state()                                            # the results page, parsed
     assert "case" in page.locator("#e-case_number").inner_text()
     assert page.locator("table.results").count() == 0
     assert [e for e in console.audit_rows("search") if e["username"] == "inv.search"] == []      # nothing was read
@@ -84,6 +86,7 @@ def test_search_refused_without_purpose_or_case_then_allowed_and_audited(console
     page.get_by_label("Case number").fill("DR-2026-0099")
     page.get_by_label("Per page").select_option("25")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_load_state()                                            # the results page, parsed
     table = page.locator("table.results")
     assert table.is_visible() and table.locator("tbody tr").count() == 25
     assert table.locator("tbody tr").first.locator("td").nth(5).inner_text() == "6SRCH01"
@@ -396,6 +399,7 @@ def test_search_and_its_audit_entry_on_postgresql(pg_url, browser, tmp_path):
         page.get_by_label("Purpose").select_option("crime_scene_canvass")
         page.get_by_label("Case number").fill("PG-1")
         page.get_by_role("button", name="Search").click()
+        page.wait_for_load_state()                                            # the results page, parsed
         assert page.locator("table.results tbody tr").count() == 2
         shot(page, "search-postgresql")
         ctx.close()

@@ -64,22 +64,31 @@ def test_session_token_is_stored_only_as_hash_and_ends(policy):
 
 
 def test_lockout_after_repeated_failures_even_with_the_right_password(policy):
+    """N wrong passwords from one address lock that address out of the account (even the right password
+    is refused from it); the account itself locks only when N different addresses have failed."""
     policy.add_user("ofc.lee", "officer")
     n = policy.settings.lockout_failures
     for _ in range(n):
         assert policy.login("ofc.lee", "wrong password!!").status_code == 401
-    locked = policy.login("ofc.lee")                         # right password, account locked
+    locked = policy.login("ofc.lee")                         # right password, this address locked out
     assert locked.status_code == 401
-    assert users.list_users(policy.engine)[0]["locked_until"] is not None
+    assert users.list_users(policy.engine)[0]["locked_until"] is None
     failed = policy.audit_rows("login_failed")
     assert [e["query"]["reason"] for e in failed] == ["wrong password"] * n + ["locked"]
-    assert len(policy.audit_rows("lockout")) == 1
-    assert policy.login("nobody.here").status_code == 401    # unknown users are refused and logged too
+    assert [e["query"]["scope"] for e in policy.audit_rows("lockout")] == ["address"]
+    assert policy.login("ofc.lee", address="127.0.0.2").status_code == 200      # another address: open
+
+    for i in range(n):                                       # n different addresses: the account locks
+        assert policy.login("ofc.lee", "wrong password!!", address=f"127.0.1.{i + 1}").status_code == 401
+    assert users.list_users(policy.engine)[0]["locked_until"] is not None
+    assert policy.login("ofc.lee", address="127.0.0.3").status_code == 401
+    assert [e["query"]["scope"] for e in policy.audit_rows("lockout")] == ["address", "account"]
+    assert policy.login("nobody.here", address="127.0.0.4").status_code == 401    # unknown users: refused, logged
     assert policy.audit_rows("login_failed")[-1]["username"] == "nobody.here"
     # the lock lapses after lockout_minutes
     with policy.engine.begin() as conn:
         conn.execute(users_table.update().values(locked_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
-    assert policy.login("ofc.lee").status_code == 200
+    assert policy.login("ofc.lee", address="127.0.0.3").status_code == 200
 
 
 def test_disabled_user_loses_sessions_and_cannot_log_in(policy):

@@ -79,9 +79,11 @@ def _without_two_row_key(cfgdir: Path) -> Path:
     ("roi = [0.0, 0.3, 0.5, 1.0]", "roi = [0.5, 0.3, 0.2, 1.0]", "lanes[0].roi: expected [x0, y0, x1, y1]"),
     ("pin = 27", "pin = 17", "lanes[1].sensor.pin: expected a pin no other lane uses, got 17"),
     ("pull_up = true", 'pull_up = "yes"', "lanes[0].sensor.pull_up: expected true, false"),
-    ("min_read_confidence = 0.15", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
+    ("min_read_confidence = 0.2", "min_read_confidence = 1.5", "recognition.min_read_confidence: expected a number from 0 to 1"),
     ("framings = 2 ", "framings = 3 ", "recognition.framings: expected an integer from 1 to 2"),
     ("two_row_plates = true", 'two_row_plates = "no"', "recognition.two_row_plates: expected true or false"),
+    ("low_confidence_reads = true", 'low_confidence_reads = "maybe"',
+     "recognition.low_confidence_reads: expected true or false"),
     ("gain_max = 8.0", "gain_max = 0.5", "camera.picamera2.gain_max: expected a number from 1.0 to 64.0"),
     ("gain_min = 1.0", "gain_min = 9.0", "camera.picamera2.gain_max: expected a number >= gain_min (9.0), got 8.0"),
     ("# lens_position = 0.5", "lens_position = 40", "camera.picamera2.lens_position: expected a number from 0.0 to 32.0"),
@@ -138,14 +140,14 @@ def test_a_kind_options_table_is_checked_even_while_another_kind_runs(cfgdir):
 
 def test_changed_keys_split_live_from_restart(cfgdir):
     a = load(cfgdir / "unit.toml")
-    edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.6")
+    edit(cfgdir / "unit.toml", "min_read_confidence = 0.2", "min_read_confidence = 0.6")
     edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 4")
     edit(cfgdir / "unit.toml", "burst_frames = 5", "burst_frames = 7")
     b = load(cfgdir / "unit.toml")
     live, restart = changed_keys(a, b)
     assert live == ["dedup.window_s", "recognition.min_read_confidence"]
     assert restart == ["camera.burst_frames"]
-    assert {"log.level", "hotlist.path", "recognition.min_det_score"} <= live_keys(a)
+    assert {"log.level", "hotlist.path", "recognition.min_det_score", "recognition.low_confidence_reads"} <= live_keys(a)
     merged = merge_live(a, b)                # what a running unit goes on with: live keys only
     assert merged.dedup.window_s == 4 and merged.recognition.min_read_confidence == 0.6
     assert merged.camera.burst_frames == 5 and merged.camera == a.camera and merged.lanes == a.lanes
@@ -156,7 +158,7 @@ def test_live_keys_are_the_ones_the_example_and_the_docs_mark_live(cfgdir):
     docs' table names each, and no other key is marked LIVE."""
     cfg = load(cfgdir / "unit.toml")
     live = live_keys(cfg)
-    assert len(live) == 12
+    assert len(live) == 13
     marked, section = set(), ""
     for line in EXAMPLE.read_text().splitlines():
         head = line.split("#")[0].strip()
@@ -215,7 +217,7 @@ def test_running_unit_reloads_live_keys_without_restart_and_names_the_rest(cfgdi
         watcher = watch_files(unit, cfg)
         caplog.set_level(logging.INFO)
         try:
-            edit(cfgdir / "unit.toml", "min_read_confidence = 0.15", "min_read_confidence = 0.75")
+            edit(cfgdir / "unit.toml", "min_read_confidence = 0.2", "min_read_confidence = 0.75")
             edit(cfgdir / "unit.toml", "window_s = 10", "window_s = 3")
             edit(cfgdir / "unit.toml", "shutter_us = 1000", "shutter_us = 500")
             assert wait_for(lambda: unit.stage.cfg.recognition.min_read_confidence == 0.75)

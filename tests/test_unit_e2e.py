@@ -47,7 +47,7 @@ def rig(tmp_path):
             .replace("pre_trigger_frames = 3", "pre_trigger_frames = 2")
             .replace("burst_frames = 5", "burst_frames = 3")
             .replace("context_frame = false", "context_frame = true")
-            .replace("min_read_confidence = 0.15", "min_read_confidence = 0.05")
+            .replace("min_read_confidence = 0.2", "min_read_confidence = 0.05")
             .replace("interval_s = 5", "interval_s = 0.2"))
     (tmp_path / "unit.toml").write_text(text)
     Device.pin_factory = MockFactory()

@@ -80,3 +80,29 @@ def test_dedup_one_vehicle_one_read_per_lane_within_window():
     assert d.seen("in", "7ABC123", 127.0) is False       # gone and back later: a new read
     d.window_s = 0                                       # live-reloaded to "off"
     assert d.seen("in", "7ABC123", 127.5) is False
+
+
+def test_decide_reads_drops_or_marks_a_vote_below_min_read_confidence():
+    from unit.vote import (BELOW_THRESHOLD, LOW_CONFIDENCE_READ, NO_PLATE, READ, Thresholds, decide,
+                           frame_votes)
+    reads = [pr("7ABC123", 0.3, cands=[("7ABC123", 0.3), ("7A8C123", 0.2)]), pr("7ABC123", 0.25)]
+    v, outcome = decide(reads, Thresholds(min_read_confidence=0.2))
+    assert outcome == READ and v.plate == "7ABC123"
+    v, outcome = decide(reads, Thresholds(min_read_confidence=0.5))
+    assert outcome == BELOW_THRESHOLD and v.confidence < 0.5          # dropped: the unit stores nothing
+    v, outcome = decide(reads, Thresholds(min_read_confidence=0.5, low_confidence_reads=True))
+    assert outcome == LOW_CONFIDENCE_READ and v.plate == "7ABC123"    # kept, with its candidates, marked
+    assert "7A8C123" in [c.plate for c in v.candidates]
+    assert decide([], Thresholds(low_confidence_reads=True)) == (None, NO_PLATE)   # no plate: nothing to mark
+    # frame_votes holds a frame's read to min_det_score and min_frame_confidence
+    th = Thresholds(min_det_score=0.5, min_frame_confidence=0.2)
+    assert frame_votes(pr("AB1", 0.3, det=0.6), th)
+    assert not frame_votes(pr("AB1", 0.3, det=0.4), th) and not frame_votes(pr("AB1", 0.1, det=0.9), th)
+
+
+def test_thresholds_are_the_recognition_configs():
+    from unit.config import RecognitionConfig
+    from unit.vote import Thresholds
+    rc = RecognitionConfig(min_det_score=0.4, min_frame_confidence=0.1, min_read_confidence=0.2, min_chars=3,
+                           top_n=4, low_confidence_reads=True)
+    assert Thresholds.of(rc) == Thresholds(0.4, 0.1, 0.2, 3, 4, True)

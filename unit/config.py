@@ -127,8 +127,10 @@ class RecognitionConfig:
     two_row_plates: bool = True        # also read a two-row plate with its rows side by side (unit.rows)
     min_det_score: float = field(default=0.3, metadata=key(0, 1, live=True))
     min_frame_confidence: float = field(default=0.0, metadata=key(0, 1, live=True))   # both chosen on
-    min_read_confidence: float = field(default=0.15, metadata=key(0, 1, live=True))   # valid clips: docs/hil.md
+    min_read_confidence: float = field(default=0.2, metadata=key(0, 1, live=True))    # valid clips: docs/unit-config.md
     min_chars: int = field(default=2, metadata=key(1, 10, live=True))
+    # a plate found and read, but voted below min_read_confidence: stored marked low-confidence (true), or dropped
+    low_confidence_reads: bool = field(default=True, metadata=key(live=True))
     retry_model_s: float = field(default=60.0, metadata=key(1))   # a missing or corrupt model is retried this often
 
 

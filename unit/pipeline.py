@@ -4,6 +4,10 @@ It takes `Work` from the burst assembler in order. Frames are recognised as they
 two lanes' bursts, or sitting in the pre-trigger ring, is recognised once). On `Close` the burst's reads
 are voted, repeats are suppressed, the `Read` is built (contract-validated), sealed to the central key and
 put in the buffer. Nothing in clear is written anywhere on the way.
+
+A burst whose plate was found and read, but whose vote stays below `min_read_confidence`, is dropped -
+or, with `low_confidence_reads`, stored with its confidence as voted (so below the unit's threshold) and
+`"low_confidence": true` in its `trigger`, for an officer to check against the crop and the candidates.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from unit.health import Health
 from unit.hotlist import HotList
 from unit.recognise import PlateRead
 from unit.sources.frames import encode_jpeg
-from unit.vote import Deduper, Vote, vote
+from unit.vote import (BELOW_THRESHOLD, LOW_CONFIDENCE_READ, NO_PLATE, Deduper, Thresholds, Vote, decide,
+                       frame_votes)
 from wire import seal
 from wire.read import CANDIDATES_MAX, LABEL_MAX, PLATE_RE, REGION_RE, Read, ReadInvalid, validate
 from wire.times import utc_ms
@@ -130,6 +135,8 @@ class RecognitionStage:
         self._cache: collections.OrderedDict[tuple[int, float], list[PlateRead]] = collections.OrderedDict()
         self._cache_size = cfg.camera.pre_trigger_frames + cfg.camera.burst_frames + 2
         self.listeners: list[Callable[[Read, dict[str, Any]], None]] = []
+        # each closed burst's voting frame reads, before the vote: (trigger, reads, frames) (hil.sweep records them)
+        self.burst_listeners: list[Callable[[Trigger, list[PlateRead], int], None]] = []
         # a storage error: (buffer, error) -> the buffer to use now (set by the unit: `Unit.storage_error`)
         self.on_storage_error: Callable[[SealedBuffer, BaseException], SealedBuffer | None] | None = None
 
@@ -180,14 +187,14 @@ class RecognitionStage:
         if not targets:
             return
         reads = self._recognise(work)
-        rc = self.cfg.recognition
+        th = Thresholds.of(self.cfg.recognition)
         for burst in targets:
             burst.frames += 1
             if reads is None:
                 continue
             burst.recognised += 1
             for r in reads:
-                if r.det_score < rc.min_det_score or r.confidence < rc.min_frame_confidence:
+                if not frame_votes(r, th):
                     continue
                 if not PLATE_RE.match(r.text):      # the contract's plate shape; anything else cannot vote
                     continue
@@ -213,12 +220,15 @@ class RecognitionStage:
             log.warning("burst not recognised: no recogniser (%s)", self.models.error or "frames failed",
                         extra=_fields(read_id=trig.read_id, lane=trig.lane, event="unrecognised"))
             return None
-        v = vote([s.read for s in burst.seen], top_n=rc.top_n, min_chars=rc.min_chars)
-        if v is None:
+        seen = [s.read for s in burst.seen]
+        for fn in self.burst_listeners:
+            fn(trig, seen, burst.frames)
+        v, outcome = decide(seen, Thresholds.of(rc))
+        if v is None or outcome == NO_PLATE:
             self.health.count("no_plate")
             log.info("burst without a readable plate (%d frames)", burst.frames, extra=ids)
             return None
-        if v.confidence < rc.min_read_confidence:
+        if outcome == BELOW_THRESHOLD:
             self.health.count("low_confidence")
             log.info("burst read below min_read_confidence (%.2f)", v.confidence, extra=ids)
             return None
@@ -226,7 +236,10 @@ class RecognitionStage:
             self.health.count("duplicates")
             log.info("same vehicle again within the dedup window; no new read", extra=ids)
             return None
-        read = self._build(burst, v)
+        low = outcome == LOW_CONFIDENCE_READ
+        if low:
+            self.health.count("low_confidence_reads")
+        read = self._build(burst, v, low_confidence=low)
         try:
             validate(read.to_payload())
         except ReadInvalid as exc:      # the store would refuse it: say so here rather than lose it there
@@ -248,7 +261,7 @@ class RecognitionStage:
             fn(read, {"latency_s": latency, "frames": burst.frames})
         return read
 
-    def _build(self, burst: _Burst, v: Vote) -> Read:
+    def _build(self, burst: _Burst, v: Vote, low_confidence: bool = False) -> Read:
         trig = burst.trigger
         best = burst.seen[v.best_index]
         crop = best.read.crop if best.read.crop is not None else np.zeros((8, 8, 3), np.uint8)
@@ -267,7 +280,8 @@ class RecognitionStage:
             box=[int(x) for x in best.read.box],
             model={_label(k): _label(str(val)) for k, val in self.models.versions.items()},
             trigger={"sensor": _label(trig.sensor), "kind": trig.kind, "edge_at": utc_ms(trig.edge_t),
-                     "frames": burst.frames, "votes": v.frames, "agree": v.support},
+                     "frames": burst.frames, "votes": v.frames, "agree": v.support,
+                     **({"low_confidence": True} if low_confidence else {})},
             crop_jpeg_b64=base64.b64encode(encode_jpeg(crop, 90)).decode("ascii"),
             context_jpeg_b64=context,
         )

@@ -73,7 +73,9 @@ class SignedClient:
         url = self.base_url + path
         signed = sign_headers(self.key, self.unit_id, method, urlsplit(url).path, body,
                               now=time.time() + self.clock_offset_s)
-        resp = self.session.request(method, url, data=body, timeout=self.timeout,
+        # verify named on each request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment
+        # override a session's own verify, which would silently replace the unit's [uplink] ca_bundle
+        resp = self.session.request(method, url, data=body, timeout=self.timeout, verify=self.session.verify,
                                     headers={**(headers or {}), **signed})
         if resp.status_code == 401:
             try:

@@ -4,6 +4,10 @@ Per-frame OCR is noisy (a blurred 8 read as B in one frame, right in the next), 
 voted character by character, weighted by each frame's confidence. Reads of a different plate in the same
 burst (a second vehicle in view) form their own cluster; the heaviest cluster wins. A vehicle that
 triggers twice (stop-and-go on a loop) gives the same plate again: `Deduper` keeps it to one read.
+
+`Thresholds` and `decide()` are the unit's recognition thresholds applied to a burst: the recognition
+stage (`unit.pipeline`) and the threshold sweep (`hil.sweep`, which replays recorded frame reads at many
+settings) both go through them, so a swept setting means what it means on a unit.
 """
 from __future__ import annotations
 
@@ -95,6 +99,44 @@ def vote(reads: list[PlateRead], top_n: int = 5, min_chars: int = 2) -> Vote | N
                 best_index=usable[best_local], support=len(exact), frames=len(cluster),
                 region=max(regions, key=lambda r: regions[r]),
                 others=[sub[cl[0]].text for k, cl in enumerate(clusters) if k != win])
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The `[recognition]` keys that decide what a burst's frame reads become (`unit.config`)."""
+    min_det_score: float = 0.0
+    min_frame_confidence: float = 0.0
+    min_read_confidence: float = 0.0
+    min_chars: int = 2
+    top_n: int = 5
+    low_confidence_reads: bool = False
+
+    @classmethod
+    def of(cls, rc: object) -> "Thresholds":
+        """From a `RecognitionConfig` (or anything with the same attributes)."""
+        return cls(**{k: getattr(rc, k) for k in cls.__dataclass_fields__})
+
+
+def frame_votes(read: PlateRead, th: Thresholds) -> bool:
+    """Whether one frame's read of one plate box may vote: its box and its reading confident enough."""
+    return read.det_score >= th.min_det_score and read.confidence >= th.min_frame_confidence
+
+
+# what decide() made of a burst
+READ, LOW_CONFIDENCE_READ, BELOW_THRESHOLD, NO_PLATE = "read", "low_confidence_read", "below_threshold", "no_plate"
+
+
+def decide(reads: list[PlateRead], th: Thresholds) -> tuple[Vote | None, str]:
+    """A burst's voting reads (those `frame_votes` let through) -> (vote, outcome): READ when the vote
+    reaches `min_read_confidence`; below it, LOW_CONFIDENCE_READ when `low_confidence_reads` is on (the
+    plate was found and read, not confidently: stored marked as such, candidates and all) and
+    BELOW_THRESHOLD (nothing stored) when it is off; NO_PLATE (vote None) when nothing readable was seen."""
+    v = vote(reads, top_n=th.top_n, min_chars=th.min_chars)
+    if v is None:
+        return None, NO_PLATE
+    if v.confidence >= th.min_read_confidence:
+        return v, READ
+    return v, LOW_CONFIDENCE_READ if th.low_confidence_reads else BELOW_THRESHOLD
 
 
 class Deduper:

@@ -6,15 +6,16 @@
 Each read gets its own verdict, so one bad read never holds back the others:
 - stored: new, now in the store;
 - duplicate: this unit sent it before (a retry after a lost answer) - nothing is written twice;
-- rejected: cannot be opened, fails the schema, or claims another unit or site; `reason` says why.
+- rejected: cannot be opened, fails the schema, claims another unit or site, or the store's database
+  refuses it (a constraint or a column, read by read); `reason` says why.
 A unit forgets a read only once it is stored or a duplicate, and quarantines a rejected one.
 A request that is not this shape, or longer than the store takes, is refused whole: nothing is stored.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
+from wire import jsondoc
 from wire.seal import ENVELOPE_SCHEMA
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
@@ -42,7 +43,9 @@ def request(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def parse_request(body: bytes, max_reads: int) -> list[dict[str, Any]]:
     """The items of a request body; BatchInvalid (or BatchTooLong) says what is wrong with it."""
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
+    except jsondoc.JsonTooDeep as exc:
+        raise BatchInvalid(f"body: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise BatchInvalid("body is not JSON") from None
     items = doc.get("reads") if isinstance(doc, dict) else None

@@ -49,9 +49,13 @@ async def login(request: Request, form: FormData = Depends(posted), db: sa.Engin
     password = str(form.get("password") or "")[:1024]
     client = request.client.host if request.client else ""
     try:
-        token, _expires = await run_in_threadpool(sessions.login, db, cfg, username, password, client)
+        token, _expires = await run_in_threadpool(request.app.state.login_guard.login, db, cfg, username,
+                                                  password, client)
     except ApiError as exc:            # one message for every refusal: it tells nothing about the account
-        return _login_page(request, 401, str(exc), username)
+        page = _login_page(request, exc.status, str(exc), username)
+        if "retry_after" in exc.extra:
+            page.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return page
     response = web.redirect(_safe_next(str(form.get("next") or "/")))
     web.set_session_cookie(response, request, token, cfg.session_ttl_s)
     response.delete_cookie(web.LOGIN_CSRF_COOKIE, path="/login")

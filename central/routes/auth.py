@@ -26,12 +26,15 @@ class LoginOut(BaseModel):
     user: dict[str, Any]
 
 
-@router.post("/login", response_model=LoginOut, summary="Log in; 401 on any refusal (after N failures the "
-             "account locks for M minutes)", responses={401: {"description": "refused"}})
+@router.post("/login", response_model=LoginOut, summary="Log in; 401 on any refusal (after N failures from an "
+             "address, that address is locked out of the account for M minutes)",
+             responses={401: {"description": "refused"},
+                        429: {"description": "too many failed logins from this address; see Retry-After"},
+                        503: {"description": "too many logins at once; see Retry-After"}})
 def login(body: LoginIn, request: Request, db: sa.Engine = Depends(engine),
           cfg: Settings = Depends(settings)) -> LoginOut:
     client = request.client.host if request.client else ""
-    token, expires = sessions.login(db, cfg, body.username, body.password, client)
+    token, expires = request.app.state.login_guard.login(db, cfg, body.username, body.password, client)
     actor = sessions.resolve(db, cfg, token)
     return LoginOut(token=token, expires_at=iso(expires), user=sessions.describe(actor))
 
