@@ -385,8 +385,10 @@ def fine_tune(init_tflite: Path, out: Path, extra: tuple[np.ndarray, list[str]] 
     """Fine-tune an int8 reader (dequantised) and export the result to `out`/reader.tflite + reader.json;
     returns the card written. `extra`: more training inputs (uint8 [N, READER_H, READER_W], as
     `unit.preprocess.reader_input` gives) and their texts, added to the usual data. `options`: any of
-    the command line's options by their Python name (samples=16000, epochs=3, lr=5e-4, soup=True,
-    real_variants=16, no_benchmark=False, seed=..., workers=...); the defaults are the command line's."""
+    the command line's options by their Python name, with the command line's defaults (samples=36000,
+    epochs=8, lr=2e-3, soup=False, real_variants=16: pass e.g. samples=16000, epochs=3, lr=5e-4,
+    soup=True for the model card's recipe; no_benchmark=True for weights free of the AGPL-3.0
+    benchmark folders)."""
     args = build_parser().parse_args(["--init-tflite", str(init_tflite), "--out", str(out)])
     for name, value in options.items():
         if not hasattr(args, name) or name in ("init_tflite", "out", "export"):
