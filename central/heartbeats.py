@@ -19,6 +19,17 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _holds_nul(value: Any) -> bool:
+    """PostgreSQL's JSON columns refuse U+0000 (a 500 for the whole heartbeat); refuse it here, by name."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def record(engine: sa.Engine, unit_id: str, body: bytes) -> None:
     try:
         doc = jsondoc.loads(body)
@@ -28,6 +39,8 @@ def record(engine: sa.Engine, unit_id: str, body: bytes) -> None:
         raise ApiError(400, "body is not JSON") from None
     if not isinstance(doc, dict):
         raise ApiError(400, "heartbeat must be a JSON object")
+    if _holds_nul(doc):
+        raise ApiError(400, "heartbeat: text may not hold a NUL character (U+0000)")
     queue = doc.get("queue") if isinstance(doc.get("queue"), dict) else {}
     now = datetime.now(timezone.utc)
     with engine.begin() as conn:

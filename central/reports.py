@@ -105,7 +105,7 @@ def _text(r: dict[str, Any]) -> str:
     for s in r["searches"]:
         q = s["query"] or {}
         out.append(f"  {s['at']} {s['username']:<16} {s['purpose']:<26} case {s['case_number']:<14} "
-                   f"plate {q.get('plate') or '-'} sites {','.join(q.get('sites') or []) or '-'} "
+                   f"plate {q.get('plate') or '-'}{' (similar)' if q.get('similar') else ''} sites {','.join(q.get('sites') or []) or '-'} "
                    f"from {q.get('from') or '-'} to {q.get('to') or '-'} -> {s['result_count']}")
     a = r["alerts"]
     out += ["", f"Hot-list alerts: {a['raised']} raised, {a.get('unverified', 0)} unverified, "

@@ -1,7 +1,11 @@
 """Searching reads (policy 462.3(a)(b)(c), 462.5(b)) and viewing one.
 
-A search is refused unless it names a purpose from the policy's list and a case or incident number.
-Filters: plate (exact, or partial with `?` and `*`), time range, sites, lane, direction. Results come
+A search is refused unless it names a purpose from the policy's list and a case or incident number,
+and unless it names a plate (exact, or partial with `?` and `*` and enough known characters): a
+search by time, site, lane or direction alone would hand out every read in the store. The one search
+without a plate is a crime-scene canvass (462.3(c)): that purpose, one or more sites and a time
+window of at most `CANVASS_MAX`. With `similar`, a whole plate also finds the reader's usual
+confusions (`central.similar_plates`). Other filters: time range, sites, lane, direction. Results come
 newest first with the plate crop, a page at a time (keyset paging on (captured_at, read_id), so page
 50 costs what page 1 costs). The audit entry is written in the same transaction as the query, with
 what was asked and how many results went back; each page is its own access.
@@ -12,12 +16,12 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit
+from central import audit, similar_plates
 from central.clock import parse_time
 from central.errors import ApiError
 from central.purposes import check_case, check_purpose
@@ -28,6 +32,9 @@ from wire.times import aware, iso
 
 MAX_LIMIT = 200
 MIN_SEARCH_LITERALS = 2
+CANVASS = "crime_scene_canvass"
+CANVASS_MAX = timedelta(hours=72)
+MAX_SITES = 50
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Query:
     direction: str | None = None
     limit: int = 50
     cursor: str | None = None
+    similar: bool = False
 
     def checked(self) -> "Query":
         """Validate everything before any data is touched; ValueError names the field."""
@@ -55,18 +63,31 @@ class Query:
             raise ValueError(f"direction: one of {', '.join(DIRECTIONS)}")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit: 1 to {MAX_LIMIT}")
-        if len(self.sites) > 50:
-            raise ValueError("sites: at most 50")
-        if not filters(self):
-            raise ValueError("give at least one of plate, from, to, sites, lane, direction: "
-                             "a search is about something")
+        if len(self.sites) > MAX_SITES:
+            raise ValueError(f"sites: at most {MAX_SITES}")
+        if self.similar and (not self.plate or patterns.is_partial(self.plate)):
+            raise ValueError("similar: give a whole plate (no ? or *) to find plates like it")
+        if not self.plate and not self.is_canvass():
+            raise ValueError(f"plate: give a plate, or a pattern with at least {MIN_SEARCH_LITERALS} known "
+                             f"characters; only a crime-scene canvass ({CANVASS}) searches without one, "
+                             f"and it needs a site and a time window (from and to) of at most {canvass_hours()} hours")
         return self
+
+    def is_canvass(self) -> bool:
+        """A canvass around a crime scene (462.3(c)): its purpose, sites, and a bounded window."""
+        return (self.purpose == CANVASS and bool(self.sites) and self.start is not None
+                and self.end is not None and self.end - self.start <= CANVASS_MAX)
 
     def logged(self) -> dict[str, Any]:
         """What was queried, as the audit entry records it (Civil Code 1798.90.52: data queried)."""
         return {"plate": self.plate, "from": iso(self.start), "to": iso(self.end), "sites": self.sites,
                 "lane": self.lane, "direction": self.direction, "limit": self.limit,
-                "page_after": _decode_cursor(self.cursor)[1] if self.cursor else None}
+                "page_after": _decode_cursor(self.cursor)[1] if self.cursor else None,
+                **({"similar": True} if self.similar else {})}
+
+
+def canvass_hours() -> int:
+    return int(CANVASS_MAX.total_seconds() // 3600)
 
 
 def query_from(doc: dict[str, Any]) -> Query:
@@ -77,7 +98,16 @@ def query_from(doc: dict[str, Any]) -> Query:
     return Query(purpose=doc.get("purpose") or "", case_number=doc.get("case_number") or "",
                  plate=doc.get("plate") or None, start=when("from", False), end=when("to", True),
                  sites=list(sites), lane=doc.get("lane") or None, direction=doc.get("direction") or None,
-                 limit=int(doc["limit"]) if doc.get("limit") is not None else 50, cursor=doc.get("cursor") or None)
+                 limit=int(doc["limit"]) if doc.get("limit") is not None else 50, cursor=doc.get("cursor") or None,
+                 similar=_flag(doc.get("similar"), "similar"))
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value in (None, "", False, "0", "false", "off"):
+        return False
+    if value in (True, "1", "true", "on"):
+        return True
+    raise ValueError(f"{name}: true or false")
 
 
 def selection_from(doc: dict[str, Any]) -> Query:
@@ -109,7 +139,9 @@ def filters(q: Query) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses for a query's filters (shared with legal holds and sharing)."""
     where: list[sa.ColumnElement[bool]] = []
     if q.plate:
-        if patterns.is_partial(q.plate):
+        if q.similar:
+            where.append(similar_plates.similar_to(reads.c.plate, q.plate))
+        elif patterns.is_partial(q.plate):
             where.append(reads.c.plate.like(patterns.to_like(q.plate), escape=patterns.ESCAPE))
         else:
             where.append(reads.c.plate == q.plate)
@@ -133,22 +165,52 @@ def _result(row: Any) -> dict[str, Any]:
             "crop_jpeg_b64": base64.b64encode(row.jpeg).decode("ascii") if row.jpeg is not None else None}
 
 
+def _columns(crop: Any) -> tuple[Any, ...]:
+    return (reads.c.read_id, reads.c.unit_id, reads.c.site, reads.c.lane, reads.c.direction, reads.c.captured_at,
+            reads.c.plate, reads.c.region, reads.c.confidence, crop.c.jpeg)
+
+
+def _before(at_col: Any, id_col: Any, cursor: str) -> sa.ColumnElement[bool]:
+    at, rid = _decode_cursor(cursor)
+    return sa.tuple_(at_col, id_col) < sa.tuple_(sa.literal(at, reads.c.captured_at.type),
+                                                  sa.literal(rid, reads.c.read_id.type))
+
+
+def _page(q: Query) -> sa.Select:
+    crop = read_images.alias("crop")
+    stmt = (sa.select(*_columns(crop))
+            .outerjoin(crop, sa.and_(crop.c.read_id == reads.c.read_id, crop.c.kind == "crop"))
+            .where(*filters(q))
+            .order_by(reads.c.captured_at.desc(), reads.c.read_id.desc())
+            .limit(q.limit + 1))
+    return stmt.where(_before(reads.c.captured_at, reads.c.read_id, q.cursor)) if q.cursor else stmt
+
+
+def _similar_page(q: Query, dialect: str) -> sa.Select:
+    """A similar search's page: its matches first, fenced off (MATERIALIZED on PostgreSQL), then
+    ordered and cut to the page, then joined to their columns and crops. Asked for newest-first with
+    a LIMIT, PostgreSQL would otherwise walk the time index backwards hoping to meet a few thousand
+    spellings soon, and read every row when they are rare."""
+    hits = sa.select(reads.c.read_id, reads.c.captured_at).where(*filters(q)).cte("similar_hits")
+    if dialect == "postgresql":
+        hits = hits.prefix_with("MATERIALIZED")
+    page = sa.select(hits.c.read_id, hits.c.captured_at)
+    if q.cursor:
+        page = page.where(_before(hits.c.captured_at, hits.c.read_id, q.cursor))
+    page = page.order_by(hits.c.captured_at.desc(), hits.c.read_id.desc()).limit(q.limit + 1).subquery("page")
+    crop = read_images.alias("crop")
+    return (sa.select(*_columns(crop))
+            .select_from(page.join(reads, reads.c.read_id == page.c.read_id)
+                         .outerjoin(crop, sa.and_(crop.c.read_id == page.c.read_id, crop.c.kind == "crop")))
+            .order_by(page.c.captured_at.desc(), page.c.read_id.desc()))
+
+
 def search(engine: sa.Engine, who: audit.Who, q: Query, timeout_s: float | None = None) -> dict[str, Any]:
     """Run one page of a search and log it. On PostgreSQL a search that runs past `timeout_s` is
     cancelled and refused (400): patterns without three consecutive known characters cannot use the
     trigram index and scan every read."""
     q.checked()
-    crop = read_images.alias("crop")
-    stmt = (sa.select(reads.c.read_id, reads.c.unit_id, reads.c.site, reads.c.lane, reads.c.direction,
-                      reads.c.captured_at, reads.c.plate, reads.c.region, reads.c.confidence, crop.c.jpeg)
-            .outerjoin(crop, sa.and_(crop.c.read_id == reads.c.read_id, crop.c.kind == "crop"))
-            .where(*filters(q))
-            .order_by(reads.c.captured_at.desc(), reads.c.read_id.desc())
-            .limit(q.limit + 1))
-    if q.cursor:
-        at, rid = _decode_cursor(q.cursor)
-        stmt = stmt.where(sa.tuple_(reads.c.captured_at, reads.c.read_id) < sa.tuple_(
-            sa.literal(at, reads.c.captured_at.type), sa.literal(rid, reads.c.read_id.type)))
+    stmt = _similar_page(q, engine.dialect.name) if q.similar else _page(q)
     try:
         with engine.begin() as conn:
             if timeout_s and conn.dialect.name == "postgresql":

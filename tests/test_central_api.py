@@ -146,3 +146,18 @@ def test_openapi_is_served(central):
     body = doc["paths"]["/v1/reads"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["reads"]
     assert requests.get(central.url + "/docs").status_code == 404
+
+
+def test_a_heartbeat_holding_a_nul_is_refused_by_name_and_the_next_one_stored(central):
+    """PostgreSQL's JSON refuses U+0000: the store answers 400 naming it (not a 500), on both databases."""
+    unit = enrol_unit(central.url, central.store)
+    client = SignedClient(central.url, unit.unit_id, unit.key)
+    for body in (b'{"health": "ok\\u0000"}', b'{"facts": {"k\\u0000": 1}}', b'{"list": ["\\u0000"]}'):
+        resp = client.request("POST", "/v1/heartbeat", body, {"Content-Type": "application/json"})
+        assert resp.status_code == 400 and "NUL" in resp.json()["error"], (body, resp.text)
+    ok = client.request("POST", "/v1/heartbeat", b'{"queue": {"depth": 2, "dropped": 0}}',
+                        {"Content-Type": "application/json"})
+    assert ok.status_code in (200, 204), ok.text
+    with central.store.engine.connect() as conn:
+        rows = conn.execute(sa.select(heartbeats.c.queue_depth)).all()
+    assert [r.queue_depth for r in rows] == [2]

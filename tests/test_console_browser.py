@@ -98,10 +98,12 @@ def test_search_refused_without_purpose_or_case_then_allowed_and_audited(console
         [("criminal_investigation", "DR-2026-0099", 25, "6SRCH01")]
     assert logged[0]["agency"] == "Los Angeles Port Police"
 
-    page.get_by_role("link", name="Next page").click()                   # pagination keeps the filters
+    with page.expect_navigation():
+        page.get_by_role("link", name="Next page").click()               # pagination keeps the filters
     assert page.locator("table.results tbody tr").count() == 5
     assert page.get_by_label("Plate").input_value() == "6SRCH01"
-    page.get_by_role("link", name="Previous page").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Previous page").click()
     assert page.locator("table.results tbody tr").count() == 25
     assert len([e for e in console.audit_rows("search") if e["username"] == "inv.search"]) == 3   # each page logged
 
@@ -112,6 +114,29 @@ def test_search_refused_without_purpose_or_case_then_allowed_and_audited(console
     view = [e for e in console.audit_rows("view") if e["username"] == "inv.search"]
     assert [(v["purpose"], v["case_number"], v["query"]["read_id"]) for v in view] == \
         [("criminal_investigation", "DR-2026-0099", ids[0])]
+
+
+def test_the_similar_plates_box_finds_the_readers_confusions(console, open_page):
+    similar = ["4VBN0KH", "4V8NOKH", "4VBNDKH", "4VBN0K", "4VBN0KHH"]         # itself, 8/B 0/O/D, missing, extra
+    console.insert_reads([{"plate": p} for p in similar + ["4VBN1KH", "4VBN0KX"]])
+    console.add_user("inv.similar", "officer")
+    page = open_page()
+    log_in(page, "inv.similar")
+    page.goto("/search")
+    page.get_by_label("Plate").fill("4VBN0KH")
+    page.get_by_label("Purpose").select_option("criminal_investigation")
+    page.get_by_label("Case number").fill("DR-2026-0123")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert page.locator("table.results a.plate").all_inner_texts() == ["4VBN0KH"]       # off by default
+    page.get_by_label("Similar", exact=True).check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert sorted(page.locator("table.results a.plate").all_inner_texts()) == sorted(similar)
+    assert page.get_by_label("Similar", exact=True).is_checked()
+    shot(page, "search-similar")
+    assert [e["query"].get("similar") for e in console.audit_rows("search") if e["username"] == "inv.similar"] == \
+        [None, True]
 
 
 # (page, permission, the API call that needs the same permission)

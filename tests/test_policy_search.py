@@ -3,10 +3,12 @@ plates, time range, site, lane, direction; crops; paging (SQLite and PostgreSQL)
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from central import audit, search
@@ -146,3 +148,135 @@ def test_search_running_past_the_timeout_is_refused_on_postgresql(policy, monkey
         search.search(policy.engine, who, search.query_from({**SEARCH, "plate": "7ABC123"}), timeout_s=0.1)
     assert refused.value.status == 400 and "too broad" in str(refused.value)
     assert len(policy.audit_rows("search")) == 1                    # the refused search read nothing
+
+
+# Similar-plate search: the reader's confusions, as the issue names them.
+CONFUSED = ("0ODQ", "1ILT", "2Z", "5S", "8B", "6G")
+
+
+def _canon(plate: str) -> str:
+    return "".join(next((g[0] for g in CONFUSED if c in g), c) for c in plate)
+
+
+def _similar(a: str, b: str) -> bool:
+    """The definition, written out: the same once look-alikes are folded, or one character missing or
+    extra (one kind of misreading at a time)."""
+    if len(a) == len(b):
+        return _canon(a) == _canon(b)
+    short, long_ = sorted((a, b), key=len)
+    return len(long_) == len(short) + 1 and any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def test_similar_variants_are_exactly_the_plates_the_definition_allows():
+    from itertools import product
+    from central import similar_plates
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    for plate in ("O1", "B5", "7X"):
+        want = {"".join(t) for n in (1, 2, 3) for t in product(alphabet, repeat=n) if _similar(plate, "".join(t))}
+        assert set(similar_plates.variants(plate)) == want, plate
+    many = similar_plates.variants("8OB123")
+    assert {"8OB123", "B08123", "808I23", "8DB1Z3", "8OB23", "8OB1234", "X8OB123"} <= set(many)
+    assert all(_similar("8OB123", v) for v in many) and not {"8OB124", "B08I234", "B0B23"} & set(many)
+    with pytest.raises(similar_plates.TooMany):
+        similar_plates.variants("1001010101")                  # a million: the store compares folded forms
+
+
+SIMILAR_HITS = ["8OB123", "B08123", "808I23", "8DB1Z3", "8OB23", "OB123", "8OB1234", "X8OB123", "8OBQ123"]
+SIMILAR_MISSES = ["8OB124", "8XB123", "7OB123", "8OB1", "8OB12345", "88OB1234", "9ZZZ999", "B08I234", "B0B23"]
+
+
+@pytest.mark.parametrize("index", [True, False], ids=["by-plate-index", "by-canonical-form"])
+def test_similar_search_finds_the_readers_confusions_only_when_asked_and_is_audited(policy, monkeypatch, index):
+    from central import similar_plates
+    if not index:                                # the path a plate with too many look-alikes takes
+        monkeypatch.setattr(similar_plates, "MAX_VARIANTS", 10)
+    insert_reads(policy.engine, [{"plate": p, "captured_at": T0 + timedelta(minutes=i)}
+                                 for i, p in enumerate(SIMILAR_HITS + SIMILAR_MISSES)])
+    officer = policy.user("ofc.lee", "officer")
+    similar = plates_of(officer.post("/v1/search", json={**SEARCH, "plate": "8ob123", "similar": True}))
+    assert sorted(similar) == sorted(SIMILAR_HITS)
+    assert similar == SIMILAR_HITS[::-1]                                            # newest first
+    assert plates_of(officer.post("/v1/search", json={**SEARCH, "plate": "8OB123"})) == ["8OB123"]
+    assert plates_of(officer.post("/v1/search", json={**SEARCH, "plate": "8OB123", "similar": False})) == ["8OB123"]
+    assert [(e["query"]["plate"], e["query"].get("similar"), e["result_count"]) for e in policy.audit_rows("search")] == \
+        [("8OB123", True, len(SIMILAR_HITS)), ("8OB123", None, 1), ("8OB123", None, 1)]
+    auditor = policy.user("aud.ray", "auditor")
+    day = {"from": T0.date().isoformat(), "to": "2099-12-31"}
+    report = auditor.get("/v1/audit/report", params={**day, "format": "text"}).text
+    assert report.count("plate 8OB123 (similar)") == 1 and report.count("plate 8OB123 sites") == 2
+    audit_page = _console(policy, auditor).get(policy.url + "/audit", params={"action": "search"}, timeout=30).text
+    assert audit_page.count('"similar": true') == 1
+    seen, cursor = [], None
+    while True:                                                  # paging walks the same matches, once each
+        page = officer.post("/v1/search", json={**SEARCH, "plate": "8OB123", "similar": True, "limit": 4,
+                                                "cursor": cursor}).json()
+        seen += [r["plate"] for r in page["results"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == SIMILAR_HITS[::-1]
+    assert [e["result_count"] for e in policy.audit_rows("search")][3:] == [4, 4, 1]
+    for body in ({"plate": "8OB?23", "similar": True}, {"similar": True, "sites": ["gate-1"]},
+                 {"plate": "8OB123", "similar": "maybe"}):
+        r = officer.post("/v1/search", json={**SEARCH, **body})
+        assert r.status_code in (400, 422) and "similar" in r.text, (body, r.text)
+    assert len(policy.audit_rows("search")) == 6
+
+
+def _console(policy, client) -> requests.Session:
+    """A console session (the cookie) for the same login as an API client."""
+    page = requests.Session()
+    page.cookies.set("alpr_session", client.http.headers["Authorization"].removeprefix("Bearer "))
+    return page
+
+
+def test_console_similar_checkbox_runs_the_same_search(policy):
+    insert_reads(policy.engine, [{"plate": p, "captured_at": T0 + timedelta(minutes=i)}
+                                 for i, p in enumerate(SIMILAR_HITS + SIMILAR_MISSES)])
+    page = _console(policy, policy.user("ofc.lee", "officer"))
+    query = {"run": "1", "plate": "8OB123", "purpose": "criminal_investigation", "case_number": "DR-7"}
+
+    def shown(**extra) -> list[str]:
+        r = page.get(policy.url + "/search", params={**query, **extra}, timeout=30)
+        assert r.status_code == 200, r.text[:500]
+        return re.findall(r'<a class="plate" href="[^"]*">([A-Z0-9]+)</a>', r.text)
+    assert sorted(shown(similar="1")) == sorted(SIMILAR_HITS)
+    assert shown() == ["8OB123"]
+    assert [e["query"].get("similar") for e in policy.audit_rows("search")] == [True, None]
+
+
+# Dragnets: a filter every read passes is not a search (issue 19, item 9).
+DRAGNETS = [{"direction": "in"}, {"lane": "in"}, {"lane": "1"}, {"from": "1970-01-01"}, {"to": "2099-12-31"},
+            {"sites": ["gate-1"]}, {"from": "1970-01-01", "to": "2099-12-31", "sites": ["gate-1"]},
+            {"purpose": "crime_scene_canvass", "sites": ["gate-1"]},
+            {"purpose": "crime_scene_canvass", "from": "2026-03-01", "to": "2026-03-01"},
+            {"purpose": "crime_scene_canvass", "sites": ["gate-1"], "from": "2026-02-01", "to": "2026-03-01"},
+            {"purpose": "crime_scene_canvass", "sites": ["gate-1"], "from": "1970-01-01", "direction": "in"}]
+
+
+def _dragnet_reads(policy) -> None:
+    insert_reads(policy.engine, [{"plate": f"7DRG{i:03d}", "captured_at": T0 - timedelta(days=i * 40),
+                                  "site": "gate-1", "lane": "in", "direction": "in"} for i in range(12)])
+
+
+def test_a_search_must_name_a_plate_unless_it_is_a_bounded_canvass(policy):
+    _dragnet_reads(policy)
+    officer = policy.user("ofc.lee", "officer")
+    for body in DRAGNETS:
+        r = officer.post("/v1/search", json={**SEARCH, **body})
+        assert r.status_code == 400 and "plate" in r.json()["error"], (body, r.text[:300])
+    assert policy.audit_rows("search") == []                                  # nothing was read
+    canvass = {**SEARCH, "purpose": "crime_scene_canvass", "sites": ["gate-1"]}
+    assert plates_of(officer.post("/v1/search", json={**canvass, "from": "2026-02-28", "to": "2026-03-02"})) == ["7DRG000"]
+    assert plates_of(officer.post("/v1/search", json={**SEARCH, "plate": "7DRG*", "direction": "in"})) \
+        == [f"7DRG{i:03d}" for i in range(12)]                                # a pattern, as the rules allow
+
+
+def test_the_console_refuses_a_dragnet_beside_the_plate_field(policy):
+    _dragnet_reads(policy)
+    page = _console(policy, policy.user("ofc.lee", "officer"))
+    for extra in ({"direction": "in"}, {"lane": "in"}, {"from": "1970-01-01"}):
+        r = page.get(policy.url + "/search", params={"run": "1", "purpose": "criminal_investigation",
+                                                     "case_number": "DR-7", **extra}, timeout=30)
+        assert r.status_code == 400 and 'id="e-plate"' in r.text, extra
+        assert "7DRG" not in r.text and "<table" not in r.text
+    assert policy.audit_rows("search") == []

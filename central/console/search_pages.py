@@ -1,7 +1,8 @@
 """Search reads and view one (policy 462.3, 462.5(b)): `central.search`, as POST /v1/search runs it.
 
 The search form is a GET form, so a results page is a URL that keeps its place (the filters and the
-page's cursor are in it; the back button and a reload give the same page). Nothing is read before the
+page's cursor are in it; the back button and a reload give the same page). "Similar" is the
+API's `similar`. Nothing is read before the
 purpose and case number are given: the form alone is shown until then, and `search.search` refuses
 without them, as the API does. Each results page and each read view is one audited access.
 """
@@ -24,7 +25,7 @@ from central.routes.deps import engine, settings
 from central.sessions import Actor
 
 router = APIRouter(route_class=web.ConsoleRoute, include_in_schema=False, dependencies=[Depends(posted)])
-FIELDS = ("plate", "purpose", "case_number", "from", "to", "site", "lane", "direction", "limit", "cursor", "_form")
+FIELDS = ("plate", "similar", "purpose", "case_number", "from", "to", "site", "lane", "direction", "limit", "cursor", "_form")
 PAGE_SIZES = (25, 50, 100, 200)
 
 
@@ -50,14 +51,15 @@ def search_page(request: Request, actor: Actor = Depends(page_actor("reads.searc
     form = _form(request)
     form["back"] = request.query_params.get("back", "")
     context: dict[str, Any] = {"form": form, "purposes": purposes(), "directions": search.DIRECTIONS,
-                               "page_sizes": PAGE_SIZES}
+                               "page_sizes": PAGE_SIZES, "canvass_hours": search.canvass_hours()}
     if request.query_params.get("run") != "1":
         return render(request, "search.html", **context)
     try:
         doc = {"purpose": form["purpose"], "case_number": form["case_number"], "plate": form["plate"],
                "from": web.day_bound(form["from"], "from", cfg.zone),
                "to": web.day_bound(form["to"], "to", cfg.zone, end=True), "site": form["site"], "lane": form["lane"],
-               "direction": form["direction"], "limit": form["limit"] or 50, "cursor": form["cursor"]}
+               "direction": form["direction"], "limit": form["limit"] or 50, "cursor": form["cursor"],
+               "similar": form["similar"]}
         page = search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
     except ValueError as exc:
         return render(request, "search.html", status=400,

@@ -22,7 +22,11 @@ class SearchIn(BaseModel):
     purpose: str | None = Field(None, description="required; " + _PURPOSE_HELP)
     case_number: str | None = Field(None, description="required: case or incident number")
     plate: str | None = Field(None, description="exact, or partial with ? (one character) and * (any run), "
-                                               "e.g. 7AB?12*")
+                                               "e.g. 7AB?12*; required, except for a crime_scene_canvass "
+                                               "with sites and a from..to window of at most 72 hours")
+    similar: bool = Field(False, description="also find the reader's usual confusions of a whole plate: "
+                                            "0/O/D/Q, 1/I/L/T, 2/Z, 5/S, 8/B, 6/G, or one missing or extra "
+                                            "character (recorded in the audit entry)")
     from_: str | None = Field(None, alias="from", description="ISO-8601 with zone, or YYYY-MM-DD")
     to: str | None = Field(None, description="ISO-8601 with zone, or YYYY-MM-DD (whole day)")
     sites: list[str] = Field(default_factory=list)
