@@ -73,10 +73,12 @@ def fill(engine: sa.Engine, expired: int, recent: int, held: int, chunk: int) ->
                     f"SELECT {uuid}, 'unit-0', 'site-0', '1', 'in', {ts(start, span)}, '7ABC' || g, 'us-ca', 0.9, "
                     f"{json_empty}, {json_box}, '{{}}', '{{}}', 1, CURRENT_TIMESTAMP FROM {series(d, lo, hi)}")
             log(f"{label}: {hi + 1:,} reads")
+    with engine.begin() as conn:                 # received when captured: retention counts from receipt
+        conn.exec_driver_sql("UPDATE reads SET received_at = captured_at")
     with engine.begin() as conn:
         conn.exec_driver_sql(f"INSERT INTO read_images (read_id, kind, jpeg) SELECT read_id, 'crop', {jpeg} FROM reads")
         cutoff = retention.cutoff_for(Settings(), now)
-        old = sa.text("SELECT read_id FROM reads WHERE captured_at < :c ORDER BY read_id LIMIT :n")
+        old = sa.text("SELECT read_id FROM reads WHERE received_at < :c ORDER BY read_id LIMIT :n")
         ids = list(conn.execute(old, {"c": cutoff, "n": 2 * held}).scalars())
         keep, loose = ids[:held], ids[held:]
         for case, chosen, released in (("BENCH-HELD", keep, None), ("BENCH-RELEASED", loose, now)):
@@ -124,15 +126,15 @@ def main() -> int:
         db.upgrade(engine)
         held = fill(engine, args.expired, args.recent, args.held, args.chunk)
         cutoff = retention.cutoff_for(Settings())
-        due = count(engine, "SELECT count(*) FROM reads WHERE captured_at < :c", c=cutoff) - len(held)
+        due = count(engine, "SELECT count(*) FROM reads WHERE received_at < :c", c=cutoff) - len(held)
         images_due = due                                  # one crop per read
         t0 = time.perf_counter()
         run = retention.run(engine, Settings(), WHO, batch=args.batch)
         seconds = time.perf_counter() - t0
         left_held = count(engine, "SELECT count(*) FROM legal_hold_reads l JOIN reads r ON r.read_id = l.read_id "
                                   "JOIN legal_holds h ON h.id = l.hold_id WHERE h.released_at IS NULL")
-        left_expired = count(engine, "SELECT count(*) FROM reads WHERE captured_at < :c", c=cutoff)
-        left_recent = count(engine, "SELECT count(*) FROM reads WHERE captured_at >= :c", c=cutoff)
+        left_expired = count(engine, "SELECT count(*) FROM reads WHERE received_at < :c", c=cutoff)
+        left_recent = count(engine, "SELECT count(*) FROM reads WHERE received_at >= :c", c=cutoff)
         orphans = count(engine, "SELECT count(*) FROM read_images i WHERE NOT EXISTS "
                                 "(SELECT 1 FROM reads r WHERE r.read_id = i.read_id)")
         logged = audit.entries(engine, action="retention_run")

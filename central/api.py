@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from central import heartbeats, hotlist, routes
+from central import audit, heartbeats, hotlist, routes
 from central.auth_units import authenticate, prune_nonces
 from central.bodygate import BodyGate
 from central.config import Limits, Settings
@@ -97,6 +97,7 @@ def create_app(engine: sa.Engine, keys: CentralKeys, limits: Limits = Limits(),
                   description="Units push sealed, signed reads; people work under ALPR policy 462, enforced "
                               "here: sessions, roles, training, purpose and case number, audit log.")
     app.state.engine, app.state.keys, app.state.settings = engine, keys, settings
+    audit.sign_with(engine, keys)          # audit entries written through this app carry the store's signature
     app.add_middleware(UserGate, engine=engine, settings=settings)
     app.add_middleware(BodyGate, small=limits.max_small_body_bytes, large=limits.max_body_bytes)   # outermost
     app.state.login_guard = LoginGuard()

@@ -8,7 +8,7 @@ Exit codes: 0 done, 1 the work ran but failed (e.g. no such unit, database unrea
 from __future__ import annotations
 
 import argparse
-import getpass
+import dataclasses
 import json
 import os
 import sys
@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import audit, cli_policy, db, hotlist, units
+from central import cli_policy, db, db_roles, hotlist, units
 from central.clock import parse_time
-from central.config import Limits, load_settings, resolve_db, resolve_home, save_db
+from central.config import Limits, load_settings, resolve_db, resolve_home, resolve_serve_db, save_db, save_serve_db
 from central.errors import ApiError
 from central.initialised import NotInitialised, check_keys, engine_for
 from central.purposes import PURPOSES
@@ -40,7 +40,7 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
-    return engine_for(args.home, args.db)
+    return cli_policy.signed_engine(args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -51,13 +51,19 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)
+        serve_role = db_roles.grant_serving(engine, args.serve_url) if args.serve_url else None
     finally:
         engine.dispose()
     save_db(home, url)
+    if args.serve_url:
+        save_serve_db(home, args.serve_url)
     _out(args, {"home": str(home), "db": url, "keys_made": made, "sealing_key_id": keys.sealing_key_id,
-                "sealing_public_key": keys.sealing_public_b64, "signing_public_key": keys.signing_public_b64},
+                "sealing_public_key": keys.sealing_public_b64, "signing_public_key": keys.signing_public_b64,
+                "serve_role": serve_role},
          f"home {home}\ndatabase {url} at revision {db.head_revision()}\n"
-         f"keys {'made' if made else 'kept'}: sealing {keys.sealing_key_id}")
+         f"keys {'made' if made else 'kept'}: sealing {keys.sealing_key_id}"
+         + (f"\nserving role {serve_role}: SELECT and INSERT only on audit_log; `serve` connects as it"
+            if serve_role else ""))
     return 0
 
 
@@ -69,8 +75,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_keys(args.home)
     engine_for(args.home, args.db).dispose()
     load_keys(home / "keys")                       # fail here, clearly, rather than in each worker
-    os.environ.update(ALPR_CENTRAL_HOME=str(home), ALPR_CENTRAL_DB=resolve_db(home, args.db),
-                      ALPR_CENTRAL_LIMITS=limits.to_json(), ALPR_CENTRAL_SETTINGS=load_settings(home).to_json())
+    settings = load_settings(home)
+    if not settings.audit_dir:                     # workers append signed audit heads here
+        settings = dataclasses.replace(settings, audit_dir=str(home / "audit"))
+    os.environ.update(ALPR_CENTRAL_HOME=str(home), ALPR_CENTRAL_DB=resolve_serve_db(home, args.db),
+                      ALPR_CENTRAL_LIMITS=limits.to_json(), ALPR_CENTRAL_SETTINGS=settings.to_json())
     uvicorn.run("central.api:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=args.access_log, server_header=False,
                 timeout_graceful_shutdown=5,          # open live-alert streams must not hold a stop up
@@ -104,7 +113,7 @@ def cmd_units_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_hotlist_add(args: argparse.Namespace) -> int:
-    by = audit.system(args.by or f"cli:{getpass.getuser()}")
+    by = cli_policy._by(args, "hotlist.manage")
     retro = load_settings(resolve_home(args.home)).hotlist_retro_days if args.retro_days is None else args.retro_days
     entry = hotlist.add(_engine(args), args.pattern, reason=args.reason, purpose=args.purpose, case_number=args.case,
                         source=args.source, note=args.note, by=by, retro_days=retro,
@@ -115,7 +124,7 @@ def cmd_hotlist_add(args: argparse.Namespace) -> int:
 
 
 def cmd_hotlist_import(args: argparse.Namespace) -> int:
-    by = audit.system(args.by or f"cli:{getpass.getuser()}")
+    by = cli_policy._by(args, "hotlist.manage")
     retro = load_settings(resolve_home(args.home)).hotlist_retro_days
     with open(args.csv, encoding="utf-8") as f:
         result = hotlist.import_csv(_engine(args), f.read(), by, dry_run=args.dry_run, retro_days=retro)
@@ -149,9 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", parents=[common, as_json], help="make the central keys and the database (idempotent)")
+    p.add_argument("--serve-url", metavar="URL",
+                   help="PostgreSQL: postgresql://ROLE:PASSWORD@host/db of the serving role; init (connected as "
+                        "the owner, --db) creates the role if missing and grants it SELECT and INSERT only on "
+                        "audit_log; `serve` then connects as it")
     p.set_defaults(run=cmd_init)
 
-    p = sub.add_parser("serve", parents=[common], help="run the HTTP API")
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP API (as the serving role saved by "
+                       "init --serve-url, if any; --db overrides)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8443)
     p.add_argument("--workers", type=int, default=1)
@@ -193,13 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", help="YYYY-MM-DD (end of day) or ISO-8601")
     p.add_argument("--retro-days", type=int, help="also check this many days of past reads "
                    "(default: the hotlist_retro_days setting)")
-    p.add_argument("--by", help="who entered it (default cli:<login name>)")
+    p.add_argument("--by", help="USERNAME of the person entering it (password from $ALPR_CENTRAL_PASSWORD or "
+                   "asked; default: recorded as cli:<login name>)")
     p.set_defaults(run=cmd_hotlist_add)
     p = hsub.add_parser("import", parents=[common, as_json], help="import CSV: plate,reason,purpose,case_number,"
                         "source[,expires][,note]; exit 1 if any line was refused")
     p.add_argument("csv")
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--by", help="who entered them (default cli:<login name>)")
+    p.add_argument("--by", help="USERNAME of the person entering them (password from $ALPR_CENTRAL_PASSWORD or "
+                   "asked; default: recorded as cli:<login name>)")
     p.set_defaults(run=cmd_hotlist_import)
     p = hsub.add_parser("remove", parents=[common], help="remove a plate")
     p.add_argument("pattern")

@@ -1,9 +1,13 @@
 """`alpr-central` commands for policy 462: users, training, audit, retention, holds, evidence,
 agencies, schedule, config. Wired into `central.cli.build_parser`.
 
-Who did it: commands that change records take `--by` (default `cli:<login name>`), recorded in the
-audit chain. Commands that reach read data (holds, evidence export) need `--by` to name a user whose
-role and current training allow it, checked exactly as the API checks a session.
+Who did it: a command acts either for a person, named with `--by USERNAME` and proven with that
+person's password (from $ALPR_CENTRAL_PASSWORD, else asked at the terminal; checked like a login, with
+its lock-out and audit entries), or, without `--by`, for the operating-system account that ran it,
+recorded as `cli:<login name>` with the agency "ALPR central store" so no one mistakes it for a
+person's act. Never as another user without proof. Commands that reach read data (holds, evidence
+export) need `--by`, and the person's role and current training must allow it, checked exactly as
+the API checks a session; a refusal is itself audited.
 Exit codes as everywhere: 0 done, 1 ran but failed or refused, 2 bad usage or input.
 """
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -19,11 +24,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from central import access, audit, evidence, holds, reports, retention, schedule, sessions, sharing, training, users
+from central import (access, audit, checkpoints, evidence, holds, reports, retention, schedule, sessions, sharing,
+                     training, users)
 from central.clock import parse_time
 from central.config import Settings, load_settings, resolve_home, save_settings
 from central.initialised import engine_for
-from central.keys import load_keys
+from central.keys import SIGNING_FILE, load_keys
 from central.roles import ROLES
 from central.search import selection_from
 from central.units import parse_public_key
@@ -33,22 +39,71 @@ def _out(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2) if getattr(args, "json", False) else text)
 
 
-def _engine(args: argparse.Namespace) -> sa.Engine:
-    return engine_for(args.home, args.db)
+PASSWORD_ENV = "ALPR_CENTRAL_PASSWORD"
+
+
+def signed_engine(args: argparse.Namespace) -> sa.Engine:
+    """The database of an initialised home (as its owner), with audit entries signed by the home's key."""
+    engine = engine_for(args.home, args.db)
+    keys = resolve_home(args.home) / "keys"
+    if (keys / SIGNING_FILE).exists():
+        audit.sign_with(engine, load_keys(keys))
+    return engine
+
+
+_engine = signed_engine
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(resolve_home(args.home))
 
 
-def _by(args: argparse.Namespace) -> audit.Principal:
-    return audit.system(args.by or f"cli:{getpass.getuser()}")
+def os_account() -> audit.Principal:
+    """The operating-system account running the command, marked as the command line."""
+    return audit.system(f"cli:{getpass.getuser()}")
+
+
+def _person_password(username: str) -> str:
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise ValueError(f"--by {username}: give {username}'s password in ${PASSWORD_ENV} or run at a terminal; "
+                         "without --by the command is recorded as the operating-system account")
+    return getpass.getpass(f"password for {username}: ")
+
+
+def authenticate(engine: sa.Engine, args: argparse.Namespace) -> sessions.Actor:
+    """The person named by --by, proven by their password (a login: failures count towards lock-out
+    and are audited); the session it opens is ended at once."""
+    password = _person_password(args.by)
+    token, _ = sessions.login(engine, _settings(args), args.by, password, client=f"cli:{getpass.getuser()}")
+    sessions.logout(engine, token)
+    return sessions.actor_for_user(engine, args.by)
+
+
+def _by(args: argparse.Namespace, permission: str | None = None, engine: sa.Engine | None = None) -> audit.Who:
+    """Who a record-changing command is recorded under: the authenticated --by person (whose role
+    must allow `permission`), else the operating-system account."""
+    if not args.by:
+        return os_account()
+    engine = engine or _engine(args)
+    actor = authenticate(engine, args)
+    return access.require(actor, permission, engine=engine, what=_command(args)) \
+        if permission else actor
+
+
+def _command(args: argparse.Namespace) -> dict[str, str]:
+    """What was tried, for a refusal's audit entry: the command's name, never its options (a database
+    URL may hold a password)."""
+    action = getattr(args, f"{args.command}_command", None)
+    return {"command": f"alpr-central {args.command}" + (f" {action}" if action else "")}
 
 
 def _as_user(engine: sa.Engine, args: argparse.Namespace, permission: str) -> sessions.Actor:
     if not args.by:
-        raise ValueError("--by USERNAME is required: name the user doing this")
-    return access.require(sessions.actor_for_user(engine, args.by), permission)
+        raise ValueError("--by USERNAME is required: name the person doing this (their password is checked)")
+    return access.require(authenticate(engine, args), permission, engine=engine,
+                          what=_command(args))
 
 
 def _day(text: str) -> date:
@@ -72,7 +127,8 @@ def _password(args: argparse.Namespace) -> str:
 # -- users and training --------------------------------------------------------------------------
 def cmd_users_add(args: argparse.Namespace) -> int:
     user = users.add(_engine(args), _settings(args), username=args.username, full_name=args.name,
-                     job_title=args.title, agency=args.agency, role=args.role, password=_password(args), by=_by(args))
+                     job_title=args.title, agency=args.agency, role=args.role, password=_password(args),
+                     by=_by(args, "users.manage"))
     _out(args, user.__dict__, f"added {user.username} ({ROLES[user.role]}, {user.job_title}, {user.agency})")
     return 0
 
@@ -89,21 +145,23 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 def cmd_users_status(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if args.action == "unlock":
-        users.unlock(engine, args.username, _by(args))
+        users.unlock(engine, args.username, _by(args, "users.manage", engine))
     else:
-        users.set_status(engine, args.username, "disabled" if args.action == "disable" else "active", _by(args))
+        users.set_status(engine, args.username, "disabled" if args.action == "disable" else "active",
+                         _by(args, "users.manage", engine))
     print(f"{args.username}: {args.action}d" if args.action != "unlock" else f"{args.username}: unlocked")
     return 0
 
 
 def cmd_users_passwd(args: argparse.Namespace) -> int:
-    users.set_password(_engine(args), _settings(args), args.username, _password(args), _by(args))
+    users.set_password(_engine(args), _settings(args), args.username, _password(args), _by(args, "users.manage"))
     print(f"{args.username}: password set")
     return 0
 
 
 def cmd_training_record(args: argparse.Namespace) -> int:
-    training.record(_engine(args), args.username, args.course, args.completed, args.expires, _by(args))
+    training.record(_engine(args), args.username, args.course, args.completed, args.expires,
+                    _by(args, "users.manage"))
     print(f"{args.username}: {args.course} completed {args.completed}, expires {args.expires}")
     return 0
 
@@ -116,6 +174,12 @@ def cmd_training_list(args: argparse.Namespace) -> int:
 
 
 # -- audit ---------------------------------------------------------------------------------------
+def _signing(args: argparse.Namespace) -> tuple[Any, Path]:
+    """(the home's keys, the checkpoint file) for signing audit heads."""
+    home = resolve_home(args.home)
+    return load_keys(home / "keys"), _settings(args).checkpoint_file(home)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     expect = None
     if args.expect:
@@ -123,18 +187,38 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if not rid.isdigit() or len(digest) != 64:
             raise ValueError("--expect ID:HASH (the head a report or an earlier verify printed)")
         expect = (int(rid), digest)
-    verdict = audit.verify(_engine(args), expect)
+    home = resolve_home(args.home)
+    public = (parse_public_key(args.public_key) if args.public_key
+              else load_keys(home / "keys").signing.public_key())
+    cp_file = Path(args.checkpoints) if args.checkpoints else _settings(args).checkpoint_file(home)
+    verdict = checkpoints.verify(_engine(args), public, cp_file, expect)
+    signed = verdict.signed_head
+    against = (f"; signed head {signed['head_id']} of {signed['at']} holds" if signed
+               else f"; no signed head yet in {cp_file}")
     if verdict.ok:
-        text = f"audit log intact: {verdict.entries} entries, head {verdict.head_id}:{verdict.head_hash}"
+        text = f"audit log intact: {verdict.entries} entries, head {verdict.head_id}:{verdict.head_hash}{against}"
     else:
-        text = f"AUDIT LOG BROKEN at entry {verdict.bad_id} ({verdict.problem}): {verdict.detail}"
+        text = f"AUDIT LOG {verdict.problem.upper()} at entry {verdict.bad_id}: {verdict.detail}"
     _out(args, verdict.as_dict(), text)
     return 0 if verdict.ok else 1
 
 
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    keys, cp_file = _signing(args)
+    verdict, head = checkpoints.checkpoint(_engine(args), keys, cp_file)
+    if head is None:
+        _out(args, verdict.as_dict(), f"NOT SIGNED: audit log {verdict.problem} at entry {verdict.bad_id}: "
+                                      f"{verdict.detail}")
+        return 1
+    _out(args, head, f"signed head {head['head_id']}:{head['head_hash']} ({head['entries']} entries) "
+                     f"appended to {cp_file}")
+    return 0
+
+
 def cmd_audit_report(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start), parse_time(args.end, end_of_day=True)
-    body = reports.render(reports.build(_engine(args), start, end, _by(args)), args.format)
+    built = reports.build(_engine(args), start, end, _by(args, "audit.read"), *_signing(args), _settings(args))
+    body = reports.render(built, args.format)
     if args.out:
         Path(args.out).write_text(body)
         print(f"report written to {args.out}")
@@ -145,7 +229,7 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
 
 # -- retention, holds, evidence ------------------------------------------------------------------
 def cmd_retention_run(args: argparse.Namespace) -> int:
-    done = retention.run(_engine(args), _settings(args), _by(args), dry_run=args.dry_run, batch=args.batch)
+    done = retention.run(_engine(args), _settings(args), _by(args, "retention.run"), dry_run=args.dry_run, batch=args.batch)
     if args.dry_run:
         text = (f"dry run: cutoff {done['cutoff']} ({done['retention_years']} years): {done['reads_due']} reads "
                 f"would be purged, {done['held_kept']} held reads kept")
@@ -213,7 +297,7 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
 
 # -- agencies, schedule, config ------------------------------------------------------------------
 def cmd_agencies_add(args: argparse.Namespace) -> int:
-    a = sharing.add_agency(_engine(args), _by(args), args.name, args.kind, args.california_public,
+    a = sharing.add_agency(_engine(args), _by(args, "agencies.manage"), args.name, args.kind, args.california_public,
                            args.agreement_signed, args.agreement_expires)
     _out(args, a, f"agency {a['id']} {a['name']} ({a['kind']}): {'eligible' if a['eligible'] else 'NOT eligible'}")
     return 0
@@ -262,9 +346,11 @@ def cmd_config_set(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
                  as_json: argparse.ArgumentParser) -> None:
     by = argparse.ArgumentParser(add_help=False)
-    by.add_argument("--by", help="who is doing this (recorded in the audit log; default cli:<login name>)")
+    by.add_argument("--by", metavar="USERNAME", help="the person doing this, proven by their password "
+                    f"(${PASSWORD_ENV}, else asked); default: recorded as cli:<login name>")
     as_user = argparse.ArgumentParser(add_help=False)
-    as_user.add_argument("--by", help="USERNAME of the user doing this (role and training are checked)")
+    as_user.add_argument("--by", metavar="USERNAME", help="the person doing this (required): their password "
+                         f"(${PASSWORD_ENV}, else asked), role and training are checked")
     password = argparse.ArgumentParser(add_help=False)
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
@@ -304,9 +390,16 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     p.set_defaults(run=cmd_training_list)
 
     g = group("audit", "the access log (policy 462.5)")
-    p = g.add_parser("verify", parents=[common, as_json], help="check the hash chain; exit 1 names the first bad entry")
+    p = g.add_parser("verify", parents=[common, as_json], help="check the hash chain against the latest signed head; "
+                     "exit 1 names an edited, deleted, forged entry or an emptied, cut, rewritten log")
     p.add_argument("--expect", metavar="ID:HASH", help="a head printed earlier, which must still be in the chain")
+    p.add_argument("--checkpoints", metavar="FILE", help="signed heads (default: the audit_dir setting, else "
+                   "HOME/audit/checkpoints.jsonl)")
+    p.add_argument("--public-key", help="base64 Ed25519 signing key of the store (default: HOME/keys)")
     p.set_defaults(run=cmd_audit_verify)
+    p = g.add_parser("checkpoint", parents=[common, as_json],
+                     help="verify the chain, then sign its head and append it to the checkpoint file")
+    p.set_defaults(run=cmd_audit_checkpoint)
     p = g.add_parser("report", parents=[common, by], help="audit report for a period (text, csv or json)")
     p.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD or ISO-8601")
     p.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (inclusive) or ISO-8601")

@@ -29,6 +29,18 @@ def resolve_db(home: Path, option: str | None) -> str:
     return _load_file(home).get("db") or sqlite_url(home / "central.db")
 
 
+def resolve_serve_db(home: Path, option: str | None) -> str:
+    """The URL `serve` connects with: the option or environment, else the serving role's URL saved
+    by `init --serve-url`, else the owner's (`resolve_db`)."""
+    if option or os.environ.get("ALPR_CENTRAL_DB"):
+        return option or os.environ["ALPR_CENTRAL_DB"]
+    return _load_file(home).get("serve_db") or resolve_db(home, None)
+
+
+def save_serve_db(home: Path, url: str) -> None:
+    _save_file(home, {**_load_file(home), "serve_db": url})
+
+
 def _load_file(home: Path) -> dict:
     cfg = home / CONFIG_FILE
     return json.loads(cfg.read_text()) if cfg.exists() else {}
@@ -87,6 +99,10 @@ class Settings:
     silent_after_heartbeats: int = 3         # a unit quiet this many intervals is flagged
     growth_window_heartbeats: int = 5        # buffer depth or drops rising across this many heartbeats: flagged
     hotlist_retro_days: int = 0              # a new hot-list entry is checked against this many days of reads (0: off)
+    audit_dir: str = ""                      # signed audit checkpoints (checkpoints.jsonl); empty: HOME/audit
+    checkpoint_interval_s: int = 3600        # the scheduler signs the audit chain's head this often
+    capture_ahead_s: int = 3600              # a capture time this far after its receipt is flagged as implausible
+    capture_behind_s: int = 31 * 86400       # ... or this far before it (a unit's buffer keeps reads 30 days)
 
     def __post_init__(self) -> None:
         if self.retention_years < MIN_RETENTION_YEARS:
@@ -94,7 +110,8 @@ class Settings:
                              f"at least {MIN_RETENTION_YEARS} years")
         for name in ("session_ttl_s", "session_idle_s", "lockout_failures", "lockout_minutes",
                      "argon2_time_cost", "argon2_memory_kib", "argon2_parallelism", "min_password_length",
-                     "search_timeout_s", "heartbeat_interval_s", "silent_after_heartbeats"):
+                     "search_timeout_s", "heartbeat_interval_s", "silent_after_heartbeats", "checkpoint_interval_s",
+                     "capture_ahead_s", "capture_behind_s"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.growth_window_heartbeats < 2:
@@ -109,6 +126,12 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    def checkpoint_file(self, home: Path | None = None) -> Path | None:
+        """Where signed audit heads are appended: audit_dir, else HOME/audit; None if neither is known."""
+        if self.audit_dir:
+            return Path(self.audit_dir) / "checkpoints.jsonl"
+        return Path(home) / "audit" / "checkpoints.jsonl" if home is not None else None
 
     @property
     def policy_file(self) -> Path:

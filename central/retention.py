@@ -1,6 +1,11 @@
 """Retention (policy 462.4): keep reads for the retention period (5 years by default), then purge
 them with their images and alerts, except reads under an active legal hold.
 
+The period counts from `received_at`, the store's own clock when the read arrived, never from the
+unit's capture time: a unit without a set clock says 1970 (which would purge the read at once, against
+the five-year minimum) or 2099 (which would keep it for ever). Implausible capture times are flagged
+instead (`central.capture_times`).
+
 A run works in batches, each its own transaction, oldest first, so a purge of millions of reads
 never holds one huge transaction and can be interrupted and run again. Each run is a row in
 `retention_runs` (cutoff, counts, who or what started it) and an entry in the audit chain. The
@@ -31,7 +36,7 @@ def cutoff_for(settings: Settings, now: datetime | None = None) -> datetime:
 
 
 def _expired(cutoff: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(reads.c.captured_at < cutoff, ~active_hold_exists(reads.c.read_id))
+    return sa.and_(reads.c.received_at < cutoff, ~active_hold_exists(reads.c.read_id))
 
 
 def _among(column: sa.ColumnElement, ids: list[str], dialect: str) -> sa.ColumnElement[bool]:
@@ -44,7 +49,7 @@ def _among(column: sa.ColumnElement, ids: list[str], dialect: str) -> sa.ColumnE
 def _purge_batch(engine: sa.Engine, cutoff: datetime, batch: int) -> tuple[int, int, int]:
     """Delete one batch; returns (reads, images, alerts) deleted."""
     with engine.begin() as conn:
-        chosen = sa.select(reads.c.read_id).where(_expired(cutoff)).order_by(reads.c.captured_at).limit(batch)
+        chosen = sa.select(reads.c.read_id).where(_expired(cutoff)).order_by(reads.c.received_at).limit(batch)
         if conn.dialect.name == "postgresql":
             chosen = chosen.with_for_update(of=reads)
         ids = list(conn.execute(chosen).scalars())
@@ -64,7 +69,7 @@ def _purge_batch(engine: sa.Engine, cutoff: datetime, batch: int) -> tuple[int, 
 def _held_expired(engine: sa.Engine, cutoff: datetime) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(reads).where(
-            reads.c.captured_at < cutoff, active_hold_exists(reads.c.read_id))).scalar_one()
+            reads.c.received_at < cutoff, active_hold_exists(reads.c.read_id))).scalar_one()
 
 
 def run(engine: sa.Engine, settings: Settings, who: audit.Who, *, now: datetime | None = None,

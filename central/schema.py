@@ -153,7 +153,8 @@ user_sessions = sa.Table(
 )
 
 # Append-only, hash-chained (central.audit). `id` is assigned by the writer under a lock, 1, 2, 3...,
-# so a gap is a deletion. Database triggers refuse UPDATE and DELETE (migration 0002).
+# so a gap is a deletion. Database triggers refuse UPDATE and DELETE (migration 0002) and, on
+# PostgreSQL, TRUNCATE (0004); `sig` (0004) is the store's signature over the entry's number and hash.
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -168,6 +169,7 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+audit_log.append_column(sa.Column("sig", sa.String(88)))          # migration 0004
 
 alerts = sa.Table(
     "alerts", metadata,
@@ -262,3 +264,7 @@ share_requests = sa.Table(
     sa.Column("released_at", TS),
     sa.Column("released_count", sa.Integer),
 )
+
+# -- hardening (migration 0004) ----------------------------------------------------------------------
+# retention counts from when the store received a read, never from the unit's clock
+sa.Index("ix_reads_received_at", reads.c.received_at)

@@ -27,6 +27,9 @@ def record(engine: sa.Engine, username: str, course: str, completed_on: date, ex
         raise ValueError("expires must be after completed")
     if completed_on > utcnow().date():
         raise ValueError("completed: cannot be in the future")
+    if expires_on < utcnow().date():
+        raise ValueError(f"expires: this course expired on {expires_on.isoformat()}; a record that gives no "
+                         "access is refused (record the renewal, with its own dates)")
     with engine.begin() as conn:
         user = require(conn, username)
         rid = conn.execute(training_records.insert().values(

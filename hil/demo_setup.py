@@ -17,6 +17,7 @@ from typing import Any
 
 from central import audit, db, hotlist, training, users
 from central.config import load_settings, resolve_db, resolve_home
+from central.keys import load_keys
 
 WHO = audit.system("demo-setup")
 AGENCY = "Los Angeles Port Police (demo)"
@@ -37,6 +38,7 @@ def hot_plate(clip: Path) -> str:
 def setup(home: Path, clip: Path = DEMO_CLIP) -> dict[str, Any]:
     settings = load_settings(home)
     engine = db.make_engine(resolve_db(home, None))
+    audit.sign_with(engine, load_keys(home / "keys"))     # its audit entries carry the store's signature
     today = date.today()
     accounts = []
     try:

@@ -7,6 +7,7 @@ tests); alerts are raised through the real signed ingest.
 """
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -97,7 +98,8 @@ class Policy:
 @pytest.fixture
 def policy(store: Store) -> Policy:
     save_settings(store.home, FAST)                    # the CLI, in the same home, hashes cheaply too
-    server = LiveServer(FaultyApp(create_app(store.engine, store.keys, Limits(), FAST)))
+    serving = dataclasses.replace(FAST, audit_dir=str(store.home / "audit"))   # as `serve` sets it
+    server = LiveServer(FaultyApp(create_app(store.engine, store.keys, Limits(), serving)))
     yield Policy(store, server, FAST)
     server.stop()
 
@@ -110,7 +112,8 @@ def ensure_unit(engine: sa.Engine, unit_id: str = "unit-1", site: str = "gate-1"
 
 
 def insert_reads(engine: sa.Engine, specs: list[dict[str, Any]]) -> list[str]:
-    """Insert reads (plate, captured_at, optional site/lane/direction) with a crop each; returns ids."""
+    """Insert reads (plate, captured_at, optional received_at/site/lane/direction) with a crop each;
+    returns ids."""
     now = datetime.now(timezone.utc)
     rows, images = [], []
     for spec in specs:
@@ -123,7 +126,9 @@ def insert_reads(engine: sa.Engine, specs: list[dict[str, Any]]) -> list[str]:
                      "plate": spec["plate"], "region": "us-ca", "confidence": 0.9,
                      "candidates": [{"plate": spec["plate"], "score": 0.9}], "box": [1, 2, 3, 4],
                      "model": {"detector": "d", "reader": "r"}, "trigger": {"sensor": "loop-1"},
-                     "schema_version": 1, "received_at": now})
+                     "schema_version": 1,
+                     # received when captured unless the spec says otherwise (a unit with a wrong clock)
+                     "received_at": spec.get("received_at", min(spec.get("captured_at", now), now))})
         images.append({"read_id": rid, "kind": "crop", "jpeg": JPEG})
         if spec.get("context"):
             images.append({"read_id": rid, "kind": "context", "jpeg": JPEG})

@@ -404,6 +404,7 @@ def test_search_and_its_audit_entry_on_postgresql(pg_url, browser, tmp_path):
     from hil.central import LocalCentral
     engine = db.make_engine(pg_url)
     with engine.begin() as conn:                                          # the session's database, emptied
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")       # past audit_log's no-truncate trigger
         conn.exec_driver_sql("TRUNCATE " + ", ".join(t.name for t in metadata.sorted_tables) + " RESTART IDENTITY CASCADE")
     central = LocalCentral(tmp_path / "central", db=pg_url, log=tmp_path / "central.log")
     central.init()

@@ -105,9 +105,14 @@ def test_schedule_runs_retention_daily_and_writes_last_weeks_report_once(policy,
     assert start.weekday() == 0 and (end - start).days == 6 and end < now
     assert (policy.store.home / "reports").is_dir()
     assert "ALPR audit report" in open(first["report"]).read()
-    assert schedule.run_due(policy.engine, policy.settings, policy.store.home, now + timedelta(hours=1)) == {}
+    signed = policy.store.home / "audit" / "checkpoints.jsonl"          # the report signed the chain's head
+    assert len(signed.read_text().splitlines()) == 1
+    assert schedule.run_due(policy.engine, policy.settings, policy.store.home, now + timedelta(minutes=30)) == {}
+    hour = schedule.run_due(policy.engine, policy.settings, policy.store.home, now + timedelta(hours=1, minutes=1))
+    assert set(hour) == {"checkpoint"} and hour["checkpoint"]["at"].startswith("2026-12-02T13:01")   # every hour
+    assert len(signed.read_text().splitlines()) == 2
     later = schedule.run_due(policy.engine, policy.settings, policy.store.home, now + timedelta(days=1, minutes=1))
-    assert set(later) == {"retention"}                                     # Thursday: the same week's report stands
+    assert set(later) == {"retention", "checkpoint"}            # Thursday: the same week's report stands
     assert policy.store.cli("schedule", "--once") == 0
 
 

@@ -18,7 +18,7 @@ from central.clock import years_before
 from central.config import Settings
 from central.schema import alerts, legal_hold_reads, read_images, reads
 from central_fixtures import JPEG
-from policy_fixtures import TEST_ADMIN, insert_reads
+from policy_fixtures import PASSWORD, TEST_ADMIN, insert_reads
 
 NOW = datetime.now(timezone.utc)
 OLD = years_before(NOW, 5) - timedelta(days=1)              # just past the default 5 years
@@ -90,16 +90,21 @@ def test_database_refuses_to_delete_a_held_read(policy):
     assert old[0] in policy.store.read_ids()
 
 
-def test_holds_by_filter_and_refusals(policy):
+def test_holds_by_filter_and_refusals(policy, monkeypatch):
+    monkeypatch.setenv("ALPR_CENTRAL_PASSWORD", PASSWORD)           # --by proves the person (test_cli_identity)
     old, _ = _setup(policy)
     officer = policy.user("inv.diaz", "officer")
-    r = officer.post("/v1/holds", json={"case_number": "DR-5", "reason": "pattern", "filter": {"plate": "7OLD00?"}})
+    window = {"from": (OLD - timedelta(days=30)).date().isoformat(), "to": NOW.date().isoformat()}
+    r = officer.post("/v1/holds", json={"case_number": "DR-5", "reason": "pattern",
+                                        "filter": {"plate": "7OLD00?", **window}})
     assert r.status_code == 201 and r.json()["read_count"] == 6
     for body in ({"case_number": "", "reason": "r", "read_ids": [old[0]]},
                  {"case_number": "DR-5", "reason": "", "read_ids": [old[0]]},
                  {"case_number": "DR-5", "reason": "r", "read_ids": ["no-such-read"]},
                  {"case_number": "DR-5", "reason": "r"},
-                 {"case_number": "DR-5", "reason": "r", "filter": {}}):
+                 {"case_number": "DR-5", "reason": "r", "filter": {}},
+                 {"case_number": "DR-5", "reason": "r", "filter": {"plate": "7OLD00?"}},      # no time window
+                 {"case_number": "DR-5", "reason": "r", "filter": {"from": "1970-01-01"}}):   # no plate
         assert officer.post("/v1/holds", json=body).status_code == 400, body
     assert policy.user("aud.ray", "auditor").post("/v1/holds", json={"case_number": "DR-5", "reason": "r",
                                                                      "read_ids": [old[0]]}).status_code == 403
@@ -113,7 +118,8 @@ def test_holds_by_filter_and_refusals(policy):
         [("inv.diaz", "DR-5", 6), ("inv.diaz", "DR-6", 1)]
 
 
-def test_evidence_bundle_is_signed_hashed_and_every_change_detected(policy, tmp_path, capsys):
+def test_evidence_bundle_is_signed_hashed_and_every_change_detected(policy, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ALPR_CENTRAL_PASSWORD", PASSWORD)
     old, _ = _setup(policy)
     officer = policy.user("inv.diaz", "officer")
     hold = officer.post("/v1/holds", json={"case_number": "DR-2020-7", "reason": "homicide",

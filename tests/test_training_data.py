@@ -4,6 +4,8 @@ labelled in the reader's alphabet, and the pseudo-labelled validation folders co
 benchmark)."""
 import argparse
 import csv
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -346,3 +348,173 @@ def test_reader_shares_are_checked_by_name(capsys):
             train_reader.main([opt, "1.5"])
         assert e.value.code == 2
         assert f"{opt} is a share between 0 and 1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the benchmark folders' train / valid split
+
+def _sha1_valid(name: str) -> bool:
+    """The split as ../shared/data/SOURCES.md states it, written out again here on purpose."""
+    import hashlib
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % 8 == 0
+
+
+def test_real_plates_are_the_train_split_of_the_benchmark_folders():
+    """The counts SOURCES.md gives for each split, no file in both, and every training plate's name
+    outside the valid rule (a photo by its stem, a crop by its file name)."""
+    from collections import Counter
+    from models.training.realplates import real_plates
+    train, valid = real_plates("train"), real_plates("valid")
+    assert Counter(p.source for p in train) == {"endtoend/us": 90, "endtoend/eu": 43, "endtoend/br": 46,
+                                                "crops/us": 277}
+    assert Counter(p.source for p in valid) == {"endtoend/us": 17, "endtoend/eu": 14, "endtoend/br": 12,
+                                                "crops/us": 79}
+    assert not {p.image for p in train} & {p.image for p in valid}
+    for p in train:
+        assert not _sha1_valid(p.image.stem if p.box is not None else p.image.name), p.image
+        assert p.text.isalnum() and p.text.upper() == p.text
+    photo = next(p for p in train if p.source == "endtoend/us")
+    x0, y0, x1, y1 = photo.box
+    assert 0 <= x0 < x1 and 0 <= y0 < y1
+
+
+def _fake_benchmark(root, n_photos: int = 24, n_crops: int = 24) -> dict[str, str]:
+    """A benchmark-shaped folder of blank images, each plate's text unique: text -> split by the rule."""
+    split = {}
+    us = root / "endtoend" / "us"
+    us.mkdir(parents=True)
+    for i in range(n_photos):
+        name, text = f"car{i:03d}", f"P{i:03d}XY"
+        Image.new("RGB", (320, 240), (90, 90, 90)).save(us / f"{name}.jpg")
+        (us / f"{name}.txt").write_text(f"{name}.jpg\t100\t100\t80\t30\t{text}\n")
+        split[text] = "valid" if _sha1_valid(name) else "train"
+    crops = root / "crops" / "us"
+    crops.mkdir(parents=True)
+    rows = ["file,state,plate"]
+    for i in range(n_crops):
+        name, text = f"ca{i}.png", f"C{i:03d}ZZ"
+        Image.new("RGB", (120, 60), (200, 200, 200)).save(crops / name)
+        rows.append(f"{name},ca,{text}")
+        split[text] = "valid" if _sha1_valid(name) else "train"
+    (crops / "groundtruth.csv").write_text("\n".join(rows) + "\n")
+    assert set(split.values()) == {"train", "valid"}
+    return split
+
+
+def test_no_valid_file_ever_enters_training(tmp_path, monkeypatch):
+    """train_reader's training data, built as a run builds it: every train-split plate of the benchmark
+    folders with its variants, no valid-split plate and no valid-split file opened; `--no-benchmark`
+    opens no benchmark file at all."""
+    from models.training import realplates, train_reader as tr
+    split = _fake_benchmark(tmp_path / "bench")
+    monkeypatch.setattr(realplates, "BENCHMARK", tmp_path / "bench")
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "cache")
+    empty = lambda *a, **k: (np.zeros((0, 40, 128), np.uint8), [])
+    monkeypatch.setattr(tr, "synth_set", lambda seed, n, split, *a, **k: (np.zeros((2, 40, 128), np.uint8),
+                                                                          [f"SYN{split}", "SYN2"]))
+    monkeypatch.setattr(tr, "pseudo_set", empty)
+    opened = []
+    real_image = realplates._image.__wrapped__
+    monkeypatch.setattr(realplates, "_image", lambda path: opened.append(path) or real_image(path))
+    args = tr.build_parser().parse_args(["--real-variants", "2", "--seed", "3"])
+    data = tr.training_data(args)
+    texts = Counter(data["y"])
+    assert {t for t, s in split.items() if s == "train"} == set(texts) - {"SYNtrain", "SYN2"}
+    assert all(texts[t] == 3 for t, s in split.items() if s == "train")     # the plate + 2 variants
+    assert not [t for t, s in split.items() if s == "valid" and t in texts]
+    assert opened and all(not _sha1_valid(p.stem if p.suffix == ".jpg" else p.name) for p in opened)
+    assert data["counts"]["benchmark_train_real_with_variants"] == 3 * sum(s == "train" for s in split.values())
+    assert data["x"].shape == (len(data["y"]), 40, 128)
+    # photos weighted up: twice the copies for a plate cut from a photo, crops as before
+    weighted = Counter(tr.training_data(tr.build_parser().parse_args(["--real-variants", "2", "--seed", "3",
+                                                                      "--photo-weight", "2"]))["y"])
+    assert all(weighted[t] == (5 if t[0] == "P" else 3) for t, s in split.items() if s == "train")
+    assert not [t for t, s in split.items() if s == "valid" and t in weighted]
+    # the AGPL-free switch: nothing from the benchmark folders, not even opened
+    opened.clear()
+    free = tr.training_data(tr.build_parser().parse_args(["--no-benchmark"]))
+    assert not opened and set(free["y"]) == {"SYNtrain", "SYN2"}
+    assert "benchmark_train_real_with_variants" not in free["counts"]
+
+
+def test_real_variants_are_seeded_and_keep_the_plate_readable_in_size():
+    """The same seed gives the same inputs; every variant is the reader's input size, not blank."""
+    from models.training.realplates import real_plates, render_real
+    plates = [p for p in real_plates("train") if p.source in ("endtoend/us", "crops/us")][::40]
+    a, ya = render_real("train", 3, 5, plates)
+    b, yb = render_real("train", 3, 5, plates)
+    assert np.array_equal(a, b) and ya == yb and len(ya) == 4 * len(plates)
+    assert a.shape[1:] == (40, 128) and (a.reshape(len(a), -1).std(axis=1) > 3).mean() > 0.9
+
+
+def test_eval_split_reads_only_that_split(tmp_path):
+    """`alpr-unit eval --split valid` measures the valid files only (the real recogniser runs)."""
+    from unit.evaluate import load_items
+    split = _fake_benchmark(tmp_path, n_photos=16, n_crops=16)
+    fmt, items = load_items(tmp_path / "crops" / "us", "valid")
+    assert fmt == "crops" and {i.plate for i in items} == {t for t, s in split.items() if s == "valid" and t[0] == "C"}
+    _, items = load_items(tmp_path / "endtoend" / "us", "train")
+    assert {i.plate for i in items} == {t for t, s in split.items() if s == "train" and t[0] == "P"}
+    r = evaluate(tmp_path / "crops" / "us", split="valid")
+    assert r["split"] == "valid" and r["images"] == sum(s == "valid" and t[0] == "C" for t, s in split.items())
+    from unit.cli import main as cli
+    with pytest.raises(SystemExit) as e:
+        cli(["eval", str(tmp_path / "crops" / "us"), "--split", "test"])
+    assert e.value.code == 2
+
+
+def test_fine_tune_names_its_options():
+    """The library entry point refuses an option the command line does not have, by name."""
+    from models.training.train_reader import fine_tune
+    with pytest.raises(TypeError, match="no option 'lerning_rate'"):
+        fine_tune("models/reader.tflite", "/nonexistent", lerning_rate=1e-3)
+
+
+def test_the_choosing_rule_fails_each_clause_by_name():
+    """models/README.md's rule: US photos +1 (plate found not lower), US crops +2, EU / BR at most -1,
+    8 MB, the shipped reader's graph; the graph is read from the real files."""
+    from models.training.choose import graph, verdict
+    g = graph(Path("models/reader.tflite"))
+    assert g and g[0][0] in ("QUANTIZE", "CONV_2D") and any(op == "CONV_2D" for op, _ in g)
+
+    def m(us, found, crops, eu, br, size=1_000_000, graph_=g):
+        s = lambda n, d=None: {"exact_n": n, "detected": d}
+        return {"us_photos": s(us, found), "us_crops": s(crops), "eu_photos": s(eu), "br_photos": s(br),
+                "bytes": size, "reader_graph": graph_}
+    base = m(11, 0.94, 56, 13, 9)
+    assert verdict(base, m(12, 0.94, 58, 12, 8)) == []
+    fails = verdict(base, m(11, 0.88, 57, 11, 7, size=9_000_000, graph_=g[:-1]))
+    assert [f.split(" ")[0] for f in fails] == ["US", "US", "EU", "BR", "US", "models", "the"]
+    assert "US photos +0" in fails[0] and "US crops +1" in fails[1] and "EU photos -2" in fails[2]
+
+
+def test_labels_read_by_eye_alone_need_no_ocr(tmp_path):
+    """`pseudolabel --read-by-eye-only`: the corrected reads come out corrected, a dropped one stays
+    out, the hand-read crops are cut from their scenes, and read_labels sees exactly those."""
+    fixes = pseudolabel.label_fixes()
+    kept = [n for n, (was, text) in fixes.items() if text and n.startswith("train-")][:2]
+    dropped = next(n for n, (was, text) in fixes.items() if not text)
+    from models.training import handlabel
+    hand = next(n for n, (text, split) in handlabel.hand_labels().items() if text and split == "train")
+    (tmp_path / "fixes.csv").write_text("file,was,text,reason\n" + "".join(
+        f"{n},{fixes[n][0]},{fixes[n][1]},x\n" for n in kept + [dropped]))
+    (tmp_path / "hand.csv").write_text(f"file,text,split,reason\n{hand},{handlabel.hand_labels()[hand][0]},train,x\n")
+    out = tmp_path / "pseudo"
+    assert pseudolabel.write_eye_labels(out, tmp_path / "fixes.csv", tmp_path / "hand.csv") == 0
+    rows = pseudolabel.read_labels(out, fixes_path=tmp_path / "fixes.csv", hand_path=tmp_path / "hand.csv")
+    assert sorted((r["file"], r["text"]) for r in rows) == sorted(
+        [(n, fixes[n][1]) for n in kept] + [(hand, handlabel.hand_labels()[hand][0])])
+    assert all((out / "crops" / r["file"]).stat().st_size > 0 for r in rows)
+    assert not (out / "crops" / dropped).exists()
+
+
+def test_missing_benchmark_folders_stop_the_run_unless_left_out(tmp_path, monkeypatch):
+    """A machine without ../shared/data/benchmark (a GPU bundle) must not train a different model
+    without a word: the run stops naming the folder and the switch; --no-benchmark runs."""
+    from models.training import realplates, train_reader as tr
+    monkeypatch.setattr(realplates, "BENCHMARK", tmp_path / "nowhere")
+    monkeypatch.setattr(tr, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(tr, "synth_set", lambda *a, **k: (np.zeros((1, 40, 128), np.uint8), ["SYN1"]))
+    monkeypatch.setattr(tr, "pseudo_set", lambda *a, **k: (np.zeros((0, 40, 128), np.uint8), []))
+    with pytest.raises(FileNotFoundError, match="nowhere.*--no-benchmark"):
+        tr.training_data(tr.build_parser().parse_args([]))
+    assert tr.training_data(tr.build_parser().parse_args(["--no-benchmark"]))["y"] == ["SYN1"]

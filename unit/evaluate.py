@@ -5,6 +5,9 @@ Two folder formats (those of the public openalpr benchmarks), detected automatic
   separated; box in pixels of the image);
 - crops (reading only): plate images + groundtruth.csv with a header and rows `file,state,plate`.
 
+`--split train|valid` measures one part of a folder split by a hash of each file's name, as the
+project splits the openalpr benchmark folders for training and choosing (`split_of`).
+
 "Exact" compares upper-case letters and digits only. For end-to-end photos the unit's answer for an
 image is its most confident read (a unit reports one plate per vehicle); "detected" means some read's
 box has IoU >= 0.3 with the truth box. Milliseconds are per image after decoding (recognition only).
@@ -12,6 +15,7 @@ box has IoU >= 0.3 with the truth box. Milliseconds are per image after decoding
 from __future__ import annotations
 
 import csv
+import hashlib
 import resource
 import time
 from dataclasses import dataclass
@@ -33,6 +37,20 @@ class Item:
     image: Path
     plate: str
     box: tuple[float, float, float, float] | None    # x0 y0 x1 y1, end-to-end only
+
+
+SPLITS = ("train", "valid")
+
+
+def split_of(name: str) -> str:
+    """'valid' when `int(sha1(name).hexdigest(), 16) % 8 == 0`, else 'train': the fixed split of the
+    benchmark folders (../shared/data/SOURCES.md). `name` is a photo's file name without its extension,
+    or a crop's file name as groundtruth.csv writes it (`split_key`)."""
+    return "valid" if int(hashlib.sha1(name.encode()).hexdigest(), 16) % 8 == 0 else "train"
+
+
+def split_key(image: Path, fmt: str) -> str:
+    return image.stem if fmt == "endtoend" else image.name
 
 
 def detect_format(folder: Path) -> str:
@@ -93,12 +111,25 @@ def load_crops(folder: Path) -> list[Item]:
     return items
 
 
-def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
-             progress=None, framings: int = 2, two_row: bool = True) -> dict:
-    """Read every labelled image; the recogniser is the one a unit with these `[recognition]` keys runs."""
-    from unit.recognise import from_config
+def load_items(folder: Path, split: str | None = None) -> tuple[str, list[Item]]:
+    """The folder's format and labelled items; with `split`, only that part of it (`split_of`)."""
     fmt = detect_format(folder)
     items = load_endtoend(folder) if fmt == "endtoend" else load_crops(folder)
+    if split is not None:
+        if split not in SPLITS:
+            raise EvalInputError(f"split must be one of {SPLITS}, not {split!r}")
+        items = [it for it in items if split_of(split_key(it.image, fmt)) == split]
+        if not items:
+            raise EvalInputError(f"{folder}: no labelled images in the {split} split")
+    return fmt, items
+
+
+def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | None = None,
+             progress=None, framings: int = 2, two_row: bool = True, split: str | None = None) -> dict:
+    """Read every labelled image (with `split`, those of that split only); the recogniser is the one a
+    unit with these `[recognition]` keys runs."""
+    from unit.recognise import from_config
+    fmt, items = load_items(folder, split)
     rec = from_config(RecognitionConfig(model_dir=str(model_dir or ""), threads=threads, top_n=top_n,
                                         framings=framings, two_row_plates=two_row))
     exact = topn = detected = 0
@@ -136,7 +167,7 @@ def evaluate(folder: Path, threads: int = 1, top_n: int = 5, model_dir: Path | N
     if n == 0:
         raise EvalInputError(f"{folder}: none of the {len(items)} images could be read")
     return {
-        "folder": str(folder), "format": fmt, "images": n, "unreadable": errors,
+        "folder": str(folder), "format": fmt, "split": split, "images": n, "unreadable": errors,
         "exact": exact / n, "topn": topn / n, "top_n": top_n,
         "detected": (detected / n) if fmt == "endtoend" else None,
         "cer": cer_sum / n,

@@ -81,9 +81,6 @@ def add_training(request: Request, form: FormData = Depends(posted), actor: Acto
         expires = date.fromisoformat(values["expires"])
     except ValueError:
         errors["expires"] = "expires: a date, YYYY-MM-DD"
-    if not errors and expires < date.today() and form.get("historical") != "1":
-        errors["expires"] = (f"expires: this record expired on {expires}; it gives {values['username'] or 'the user'} "
-                             "no access. Tick 'record an expired course' to keep it for the history")
     if not errors:
         try:
             training.record(db, values["username"], values["course"], completed, expires, actor)
@@ -117,7 +114,7 @@ def run_retention(request: Request, form: FormData = Depends(posted), actor: Act
 @router.get("/admin/holds", response_class=HTMLResponse)
 def holds_page(request: Request, actor: Actor = Depends(page_actor("holds.read")),
                db: sa.Engine = Depends(engine)) -> Response:
-    return render(request, "admin_holds.html", holds=holds.list_holds(db),
+    return render(request, "admin_holds.html", holds=holds.list_holds(db, counts=holds.sees_data(actor)),
                   can_place=web.allowed(actor.role, "holds.place"), can_release=web.allowed(actor.role, "holds.release"))
 
 
@@ -133,7 +130,8 @@ def place_hold(request: Request, form: FormData = Depends(posted), actor: Actor 
         holds.place(db, actor, values["case_number"], values["reason"], selection=selection)
     except ValueError as exc:
         field = web.field_of(str(exc), ("case_number", "reason", "plate", "from", "to", "site", "filter"))
-        return render(request, "admin_holds.html", status=400, holds=holds.list_holds(db), can_place=True,
+        return render(request, "admin_holds.html", status=400, holds=holds.list_holds(db, counts=holds.sees_data(actor)),
+                      can_place=True,
                       can_release=web.allowed(actor.role, "holds.release"),
                       errors={"plate" if field == "filter" else field: str(exc)}, form=values)
     return web.redirect("/admin/holds")

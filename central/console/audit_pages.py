@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from central import audit, reports
+from central import audit, checkpoints, reports
 from central.clock import parse_time
 from central.console import web
 from central.console.web import page_actor, posted, render
@@ -43,13 +43,13 @@ def log_page(request: Request, actor: Actor = Depends(page_actor("audit.read")),
                      result_count=len(page))
     today = date.today()
     return render(request, "audit.html", form=form, rows=page, next_after=page[-1]["id"] if more and page else None,
-                  actions=audit.ACCESS_ACTIONS, report_from=str(today - timedelta(days=30)), report_to=str(today))
+                  actions=(*audit.ACCESS_ACTIONS, "refused"), report_from=str(today - timedelta(days=30)), report_to=str(today))
 
 
 @router.get("/audit/verify", response_class=HTMLResponse)
 def verify_page(request: Request, _actor: Actor = Depends(page_actor("audit.read")),
                 db: sa.Engine = Depends(engine)) -> Response:
-    return render(request, "audit_verify.html", verdict=audit.verify(db).as_dict())
+    return render(request, "audit_verify.html", verdict=checkpoints.verify_for_app(request.app.state).as_dict())
 
 
 @router.get("/audit/report")
@@ -60,7 +60,9 @@ def report(request: Request, actor: Actor = Depends(page_actor("audit.read")), d
     zone = request.app.state.settings.zone
     start = parse_time(web.day_bound(request.query_params.get("from", ""), "from", zone))
     end = parse_time(web.day_bound(request.query_params.get("to", ""), "to", zone, end=True))
-    body = reports.render(reports.build(db, start, end, actor), fmt)
+    state = request.app.state
+    body = reports.render(reports.build(db, start, end, actor, state.keys, state.settings.checkpoint_file(),
+                                               state.settings), fmt)
     name = f"alpr-audit-{start.date()}-{end.date()}.{'txt' if fmt == 'text' else 'csv'}"
     return PlainTextResponse(body, media_type="text/csv" if fmt == "csv" else "text/plain",
                              headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

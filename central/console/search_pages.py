@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from central import search, unit_health
+from central import access, capture_times, search, unit_health
 from central.config import Settings
 from central.console import web
 from central.console.web import page_actor, posted, render
@@ -60,7 +60,9 @@ def search_page(request: Request, actor: Actor = Depends(page_actor("reads.searc
                "to": web.day_bound(form["to"], "to", cfg.zone, end=True), "site": form["site"], "lane": form["lane"],
                "direction": form["direction"], "limit": form["limit"] or 50, "cursor": form["cursor"],
                "similar": form["similar"]}
-        page = search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
+        with access.audited_refusals(db, actor, "reads.search", {"method": "GET", "path": request.url.path}):
+            page = search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
+        capture_times.annotate_results(db, page, cfg)
     except ValueError as exc:
         return render(request, "search.html", status=400,
                       errors={web.field_of(str(exc), FIELDS): str(exc)}, **context)
@@ -119,7 +121,9 @@ def read_page(read_id: str, request: Request, actor: Actor = Depends(page_actor(
         return render(request, "read_ask.html", read_id=read_id, purposes=purposes(), back=back,
                       form={"purpose": purpose, "case_number": case_number})
     try:
-        doc = search.view(db, actor, read_id, purpose, case_number)
+        with access.audited_refusals(db, actor, "reads.search", {"method": "GET", "path": request.url.path}):
+            doc = search.view(db, actor, read_id, purpose, case_number)
+        capture_times.annotate(doc, request.app.state.settings)
     except ValueError as exc:
         return render(request, "read_ask.html", status=400, read_id=read_id, purposes=purposes(), back=back,
                       form={"purpose": purpose, "case_number": case_number},

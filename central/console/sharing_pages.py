@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from central import sharing
+from central import access, sharing
 from central.console import web
 from central.console.web import page_actor, posted, render
 from central.errors import ApiError
@@ -74,7 +74,8 @@ def decide(request_id: int, request: Request, form: FormData = Depends(posted),
            actor: Actor = Depends(page_actor("sharing.decide")), db: sa.Engine = Depends(engine)) -> Response:
     approve = form.get("decision") == "approve"
     try:
-        sharing.decide(db, actor, request_id, approve, str(form.get("reason") or ""))
+        with access.audited_refusals(db, actor, "sharing.decide", {"method": "POST", "path": request.url.path}):
+            sharing.decide(db, actor, request_id, approve, str(form.get("reason") or ""))
     except ValueError as exc:
         doc = sharing.get_request(db, request_id)
         return render(request, "sharing_request.html", status=400, r=doc, mine=doc["recorded_by"] == actor.username,
@@ -86,7 +87,8 @@ def decide(request_id: int, request: Request, form: FormData = Depends(posted),
 @router.post("/sharing/{request_id:int}/release")
 def release(request_id: int, request: Request, form: FormData = Depends(posted),
             actor: Actor = Depends(page_actor("sharing.release")), db: sa.Engine = Depends(engine)) -> Response:
-    done = sharing.release(db, actor, request_id)
+    with access.audited_refusals(db, actor, "sharing.release", {"method": "POST", "path": request.url.path}):
+        done = sharing.release(db, actor, request_id)
     if form.get("as") == "json":
         body = json.dumps(done, indent=2)
         return Response(body, media_type="application/json", headers={

@@ -137,7 +137,8 @@ def page_actor(permission: str | tuple[str, ...] | None) -> Callable[[Request], 
         if permission is None:
             return actor
         names = (permission,) if isinstance(permission, str) else permission
-        return access.require(actor, next((n for n in names if allowed(actor.role, n)), names[0]))
+        return access.require(actor, next((n for n in names if allowed(actor.role, n)), names[0]),
+                              engine=request.app.state.engine, what={"method": request.method, "path": request.url.path})
     return dependency
 
 

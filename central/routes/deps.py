@@ -113,7 +113,8 @@ def actor_for(permission: str | None) -> Callable[..., sessions.Actor]:
         actor = getattr(request.state, "actor", None)
         if actor is None:
             raise ApiError(401, "not logged in")
-        return access.require(actor, permission) if permission else actor
+        return access.require(actor, permission, engine=request.app.state.engine,
+                              what={"method": request.method, "path": request.url.path}) if permission else actor
     return dependency
 
 

@@ -25,9 +25,9 @@ router = APIRouter(prefix="/v1", tags=["holds, evidence, retention"])
 
 class Selection(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
-    plate: str | None = None
-    from_: str | None = Field(None, alias="from")
-    to: str | None = None
+    plate: str | None = Field(None, description="required: a plate, or a pattern with enough known characters")
+    from_: str | None = Field(None, alias="from", description="required: start of the time window")
+    to: str | None = Field(None, description="required: end of the time window")
     sites: list[str] = Field(default_factory=list)
 
 
@@ -56,15 +56,15 @@ def place(body: HoldIn, actor: Actor = Depends(actor_for("holds.place")),
 
 
 @router.get("/holds", summary="Legal holds")
-def list_holds(active: bool = False, _actor: Actor = Depends(actor_for("holds.read")),
+def list_holds(active: bool = False, actor: Actor = Depends(actor_for("holds.read")),
                db: sa.Engine = Depends(engine)) -> list[dict[str, Any]]:
-    return holds.list_holds(db, active)
+    return holds.list_holds(db, active, counts=holds.sees_data(actor))
 
 
 @router.get("/holds/{hold_id}", summary="One legal hold")
-def get_hold(hold_id: int, _actor: Actor = Depends(actor_for("holds.read")),
+def get_hold(hold_id: int, actor: Actor = Depends(actor_for("holds.read")),
              db: sa.Engine = Depends(engine)) -> dict[str, Any]:
-    return holds.get(db, hold_id)
+    return holds.get(db, hold_id, counts=holds.sees_data(actor))
 
 
 @router.post("/holds/{hold_id}/release", summary="Release a legal hold (who and why are kept)")

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from central import search
+from central import access, capture_times, search
 from central.purposes import PURPOSES
 from central.config import Settings
 from central.routes.deps import actor_for, engine, settings
@@ -43,6 +43,10 @@ class ReadResult(BaseModel):
     lane: str
     direction: str
     captured_at: str
+    received_at: str | None = Field(None, description="when the store received the read (retention counts "
+                                                       "from it)")
+    capture_time_flag: str | None = Field(None, description="why the unit's capture time is implausible "
+                                                            "against receipt (before 2000, or far from receipt)")
     plate: str
     region: str
     confidence: float
@@ -63,16 +67,20 @@ class ViewIn(BaseModel):
 @router.post("/search", response_model=SearchOut, summary="Search reads: purpose and case number required",
              responses={400: {"description": "no purpose from the policy's list, no case number, or a bad filter"},
                         403: {"description": "role or training does not allow it"}})
-def post_search(body: SearchIn, actor: Actor = Depends(actor_for("reads.search")),
+def post_search(body: SearchIn, request: Request, actor: Actor = Depends(actor_for("reads.search")),
                 db: sa.Engine = Depends(engine), cfg: Settings = Depends(settings)) -> dict[str, Any]:
     doc = body.model_dump(by_alias=True)
-    return search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
+    with access.audited_refusals(db, actor, "reads.search", {"method": "POST", "path": request.url.path}):
+        found = search.search(db, actor, search.query_from(doc), timeout_s=cfg.search_timeout_s)
+    return capture_times.annotate_results(db, found, cfg)
 
 
 @router.post("/reads/{read_id}/view", summary="One read in full, with crop and context frame")
-def view_read(read_id: str, body: ViewIn, actor: Actor = Depends(actor_for("reads.search")),
-              db: sa.Engine = Depends(engine)) -> dict[str, Any]:
-    return search.view(db, actor, read_id, body.purpose or "", body.case_number or "")
+def view_read(read_id: str, body: ViewIn, request: Request, actor: Actor = Depends(actor_for("reads.search")),
+              db: sa.Engine = Depends(engine), cfg: Settings = Depends(settings)) -> dict[str, Any]:
+    with access.audited_refusals(db, actor, "reads.search", {"method": "POST", "path": request.url.path}):
+        doc = search.view(db, actor, read_id, body.purpose or "", body.case_number or "")
+    return capture_times.annotate(doc, cfg)
 
 
 @router.get("/purposes", summary="The purposes a search may give (from policy 462)")

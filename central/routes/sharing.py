@@ -5,10 +5,10 @@ from datetime import date
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from central import sharing
+from central import access, sharing
 from central.routes.deps import actor_for, engine
 from central.sessions import Actor
 
@@ -88,12 +88,14 @@ def get_request(request_id: int, _actor: Actor = Depends(actor_for("sharing.read
 
 
 @router.post("/sharing/requests/{request_id}/decision", summary="Approve or refuse (commander or designee only)")
-def decide(request_id: int, body: DecisionIn, actor: Actor = Depends(actor_for("sharing.decide")),
+def decide(request_id: int, body: DecisionIn, request: Request, actor: Actor = Depends(actor_for("sharing.decide")),
            db: sa.Engine = Depends(engine)) -> dict[str, Any]:
-    return sharing.decide(db, actor, request_id, body.approve, body.reason)
+    with access.audited_refusals(db, actor, "sharing.decide", {"method": "POST", "path": request.url.path}):
+        return sharing.decide(db, actor, request_id, body.approve, body.reason)
 
 
 @router.post("/sharing/requests/{request_id}/release", summary="Release the data of an approved request (once)")
-def release(request_id: int, actor: Actor = Depends(actor_for("sharing.release")),
+def release(request_id: int, request: Request, actor: Actor = Depends(actor_for("sharing.release")),
             db: sa.Engine = Depends(engine)) -> dict[str, Any]:
-    return sharing.release(db, actor, request_id)
+    with access.audited_refusals(db, actor, "sharing.release", {"method": "POST", "path": request.url.path}):
+        return sharing.release(db, actor, request_id)

@@ -59,8 +59,9 @@ python3 -c "from models.training.train_reader import pseudo_set; print('pseudo',
 python3 -c "from models.training.train_reader import synth_set; synth_set($SEED, $N, 'train', workers=$W)" 2>&1 | awk 'NR % 10 == 0'
 wait
 t "data ready"
+# the bundle does not carry the benchmark folders (AGPL-3.0, models/README.md): these readers train without them
 run() { name=$1; shift; python3 -m models.training.train_reader --seed "$SEED" --samples "$N" --weights-only --batch 128 \
-  --workers 1 --out "$OUT/$name" "$@" 2>&1 | grep -v '^ *synth\|^  ' | sed "s/^/$name: /"; }
+  --no-benchmark --workers 1 --out "$OUT/$name" "$@" 2>&1 | grep -v '^ *synth\|^  ' | sed "s/^/$name: /"; }
 run a --width 1.5 --epochs "$E" &
 run b --width 2 --epochs "$E" &
 run c --width 1.5 --folded --init cache/reader-shipped.weights.h5 --epochs 3 --lr 5e-4 --soup &

@@ -2,10 +2,14 @@
 
     python -m models.training.train_reader [--samples 60000] [--epochs 12] [--seed 1]
 
-Data: synthetic plates composited into the *training* scenes (models.training.synth) plus real plate
-crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present.
-Validation uses a separate synthetic seed and the pseudo-labelled crops of the training sets' own
-`valid` split. The benchmark folders are never read here.
+Data: synthetic plates composited into the *training* scenes (models.training.synth), real plate
+crops from the training scenes pseudo-labelled by RapidOCR (models.training.pseudolabel), if present,
+and the real plates of the benchmark folders' *train* split (models.training.realplates: US/EU/BR
+photos and US crops, `--real-variants` augmented copies each; `--no-benchmark` leaves these
+AGPL-3.0 folders out). The benchmark's valid split is never read here: models.training.choose
+measures candidates on it. The per-epoch report uses a separate synthetic seed and the
+pseudo-labelled crops of the training scenes' own `valid` split.
+As a library, `fine_tune(init_tflite, out, extra=..., **options)` fine-tunes a shipped reader.
 Writes models/reader.tflite and models/reader.json (figures for the model card). On a machine without
 TensorFlow (any Keras backend), `--weights-only` writes the weights and a training record instead, and
 `--export DIR` turns them into the int8 model where TensorFlow is installed.
@@ -171,6 +175,55 @@ def _pseudo_set(rows: list[dict[str, str]], split: str, variants: int, seed: int
     return (np.stack(xs) if xs else np.zeros((0, READER_H, READER_W), np.uint8)), ys
 
 
+def real_set(variants: int, seed: int, photo_weight: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """The benchmark folders' *train* split (realplates.real_plates), each plate once as the unit
+    frames it and `variants` augmented copies (`photo_weight` times as many for a plate cut from a
+    photo); cached by the plates' list, so a relabelled or re-split folder builds afresh. Only 'train'
+    is ever asked for here."""
+    from models.training import realplates
+    plates = realplates.real_plates("train")
+    if not plates:
+        # silently training without them would give another model than the command asked for
+        raise FileNotFoundError(f"{realplates.BENCHMARK}: no benchmark folders with labelled plates; "
+                                "give --no-benchmark to train without them")
+    key = json.dumps([realplates.AUGMENT_VERSION] + [(str(p.image), p.text, p.box) for p in plates])
+    pw = f"-p{photo_weight:g}" if photo_weight != 1.0 else ""
+    path = CACHE / f"reader-real-train-v{variants}{pw}-s{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], list(z["y"])
+    t = time.time()
+    weights = {f"endtoend/{c}": photo_weight for c in realplates.PHOTO_SETS}
+    x, y = realplates.render_real("train", variants, seed, plates, weights)
+    print(f"  real plates: {len(plates)} -> {len(y)} inputs ({time.time() - t:.0f}s)", file=sys.stderr, flush=True)
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, x=x, y=np.array(y))
+    return x, y
+
+
+def training_data(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None = None) -> dict:
+    """Everything a run trains and reports on, by the options `build_parser` defines: 'x', 'y' (the
+    training inputs and texts), 'counts' per source, and the per-epoch report's sets."""
+    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing, args.frames)
+    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
+    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
+                            not args.no_hand_labels, args.scene_variants)
+    x_pv, y_pv = pseudo_set("valid", 0, args.seed)
+    if args.two_row:
+        x_tr, y_tr = two_row_set(args.seed, args.two_row, "train", args.workers)
+        x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
+    parts = [("synthetic", x_syn, y_syn), ("pseudo_labelled_real_with_variants", x_pt, y_pt)]
+    if not args.no_benchmark and args.real_variants >= 0:
+        parts.append(("benchmark_train_real_with_variants",
+                      *real_set(args.real_variants, args.seed, args.photo_weight)))
+    if extra is not None:
+        parts.append(("extra", extra[0], list(extra[1])))
+    parts = [(name, px, list(py)) for name, px, py in parts if len(py)]
+    return {"x": np.concatenate([px for _, px, _ in parts]), "y": [t for _, _, py in parts for t in py],
+            "counts": {name: len(py) for name, _, py in parts},
+            "x_sv": x_sv, "y_sv": y_sv, "x_pv": x_pv, "y_pv": y_pv}
+
+
 def labels_array(texts: list[str]) -> np.ndarray:
     y = np.zeros((len(texts), MAX_LABEL), np.int32)
     for i, t in enumerate(texts):
@@ -247,7 +300,7 @@ def tflite_eval(path: Path, x: np.ndarray, texts: list[str]) -> dict:
     return {"exact": hits / max(1, len(x)), "n": len(x), "ms_median": float(np.median(ts))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=36000)
     ap.add_argument("--epochs", type=int, default=8)
@@ -272,12 +325,24 @@ def main(argv: list[str] | None = None) -> int:
                          "(how readers before 28 Nov were trained)")
     ap.add_argument("--no-hand-labels", action="store_true",
                     help="leave out the crops RapidOCR skipped that were read by eye (hand_labels.csv)")
+    ap.add_argument("--real-variants", type=int, default=16, metavar="N",
+                    help="augmented copies of each real plate of the benchmark folders' train split "
+                         "(realplates.py), besides the plate itself: how much the real plates weigh")
+    ap.add_argument("--photo-weight", type=float, default=1.0, metavar="W",
+                    help="W times as many augmented copies for the plates cut from the benchmark's photos "
+                         "as for its crops")
+    ap.add_argument("--no-benchmark", action="store_true",
+                    help="train without the benchmark folders (openalpr/benchmarks, AGPL-3.0): weights "
+                         "free of that licence")
     ap.add_argument("--init", help="start from these Keras weights (fine-tuning)")
     ap.add_argument("--init-tflite", help="start from this int8 reader, dequantised (fine-tuning the shipped model; "
                                           "its width wins over --width)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--soup", action="store_true",
                     help="export the average of the starting and the fine-tuned weights (needs --init or --init-tflite)")
+    ap.add_argument("--end-too", metavar="DIR",
+                    help="with --soup: also export the fine-tuned weights themselves (not averaged) to DIR, "
+                         "a second candidate from the same run")
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier")
     ap.add_argument("--folded", action="store_true",
                     help="the net without batch norm, as a shipped file has it after folding (what "
@@ -290,28 +355,57 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", metavar="DIR",
                     help="no training: export DIR/reader.weights.npz (a --weights-only run) to int8 in --out")
     ap.add_argument("--out", default=str(ROOT / "models"))
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.soup and not (args.init or args.init_tflite):
         ap.error("--soup averages with the starting weights: give --init or --init-tflite")
+    if args.end_too and (not args.soup or args.weights_only):
+        ap.error("--end-too exports the end of a --soup run beside its soup (not with --weights-only)")
     for name in ("scene_variants", "synth_framing", "frames"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             ap.error(f"--{name.replace('_', '-')} is a share between 0 and 1, not {getattr(args, name)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.real_variants < 0:
+        ap.error(f"--real-variants is a count of copies, 0 or more, not {args.real_variants}")
+    if args.photo_weight < 0:
+        ap.error(f"--photo-weight is a factor, 0 or more, not {args.photo_weight}")
     if args.export:
         return export_trained(Path(args.export), Path(args.out), args.seed)
+    card = train(args)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def fine_tune(init_tflite: Path, out: Path, extra: tuple[np.ndarray, list[str]] | None = None,
+              **options) -> dict:
+    """Fine-tune an int8 reader (dequantised) and export the result to `out`/reader.tflite + reader.json;
+    returns the card written. `extra`: more training inputs (uint8 [N, READER_H, READER_W], as
+    `unit.preprocess.reader_input` gives) and their texts, added to the usual data. `options`: any of
+    the command line's options by their Python name, with the command line's defaults (samples=36000,
+    epochs=8, lr=2e-3, soup=False, real_variants=16: pass e.g. samples=16000, epochs=3, lr=5e-4,
+    soup=True for the model card's recipe; no_benchmark=True for weights free of the AGPL-3.0
+    benchmark folders)."""
+    args = build_parser().parse_args(["--init-tflite", str(init_tflite), "--out", str(out)])
+    for name, value in options.items():
+        if not hasattr(args, name) or name in ("init_tflite", "out", "export"):
+            raise TypeError(f"fine_tune: no option {name!r}")
+        setattr(args, name, value)
+    return train(args, extra)
+
+
+def train(args: argparse.Namespace, extra: tuple[np.ndarray, list[str]] | None = None) -> dict:
+    """One training run by the options `build_parser` defines; returns the card (or, with
+    --weights-only, the training record)."""
     t0 = time.time()
-    x_syn, y_syn = synth_set(args.seed, args.samples, "train", args.workers, args.synth_framing, args.frames)
-    x_sv, y_sv = synth_set(args.seed + 1000, 2000, "valid", args.workers)
-    x_pt, y_pt = pseudo_set("train", args.pseudo_variants, args.seed, args.min_label_conf, not args.raw_labels,
-                            not args.no_hand_labels, args.scene_variants)
-    x_pv, y_pv = pseudo_set("valid", 0, args.seed)
-    if args.two_row:
-        x_tr, y_tr = two_row_set(args.seed, args.two_row, "train", args.workers)
-        x_syn, y_syn = np.concatenate([x_syn, x_tr]), y_syn + y_tr
-    print(f"data: synth {len(x_syn)}, pseudo-train {len(x_pt)}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
+    data = training_data(args, extra)
+    x, y = data["x"], data["y"]
+    x_sv, y_sv, x_pv, y_pv = data["x_sv"], data["y_sv"], data["x_pv"], data["y_pv"]
+    print(f"data: {data['counts']}, synth-valid {len(x_sv)}, pseudo-valid {len(x_pv)} "
           f"({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
-    x = np.concatenate([x_syn, x_pt]) if len(x_pt) else x_syn
-    y = y_syn + y_pt
     import keras
     keras.utils.set_random_seed(args.seed)
     init_path = args.init_tflite or args.init
@@ -334,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"model": "reader", "params": int(model.count_params()),
               "input": [READER_H, READER_W, 1], "classes": "blank + " + ALPHABET, "seed": args.seed,
-              "samples": {"synthetic": len(x_syn), "pseudo_labelled_real_with_variants": len(x_pt)},
+              "samples": data["counts"], "real_variants": 0 if args.no_benchmark else args.real_variants,
+              "benchmark": not args.no_benchmark, "photo_weight": args.photo_weight,
               "epochs": args.epochs, "batch": args.batch, "width": args.width, "folded": args.folded,
               "init": init_path, "init_sha256": init_sha, "lr": args.lr, "soup": args.soup,
               "min_label_conf": args.min_label_conf, "label_fixes": not args.raw_labels,
@@ -363,18 +458,19 @@ def main(argv: list[str] | None = None) -> int:
 
     model.fit(xs, ys, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[Report()])
     train_s = time.time() - t1
+    record.update(train_seconds=round(train_s), epochs_done=args.epochs)
+    if start is not None and getattr(args, "end_too", None):
+        end_dir = Path(args.end_too)
+        end_dir.mkdir(parents=True, exist_ok=True)
+        finish_card(model, x, {**record, "soup": False}, end_dir, x_sv, y_sv, x_pv, y_pv)
     if start is not None:
         # a "model soup" of two points on one fine-tuning path: on the valid crops and photos it read
         # better than either end (models/README.md)
         model.set_weights([(a + b) / 2 for a, b in zip(start, model.get_weights())])
-    record.update(train_seconds=round(train_s), epochs_done=args.epochs)
     if args.weights_only:
         save_weights_only(model, out, record)
-        print(json.dumps(record, indent=2))
-        return 0
-    card = finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
-    print(json.dumps(card, indent=2))
-    return 0
+        return record
+    return finish_card(model, x, record, out, x_sv, y_sv, x_pv, y_pv)
 
 
 def save_plain_weights(model, out: Path) -> None:

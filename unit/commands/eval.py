@@ -12,7 +12,8 @@ from unit.evaluate import EvalInputError
 
 def format_table(r: dict) -> str:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"
-    rows = [("folder", r["folder"]), ("format", r["format"]), ("images", str(r["images"])),
+    rows = [("folder", r["folder"]), ("format", r["format"]), ("split", r.get("split") or "all files"),
+            ("images", str(r["images"])),
             ("exact read (top-1)", pct(r["exact"])), (f"any of top-{r['top_n']}", pct(r["topn"])),
             ("plate found (IoU >= 0.3)", pct(r["detected"])), ("character error rate", pct(r["cer"])),
             ("ms per image, median", f"{r['ms_median']:.1f}"), ("ms per image, p90", f"{r['ms_p90']:.1f}"),
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--misreads", action="store_true", help="also list every wrong read")
     p.add_argument("--framings", type=int, choices=(1, 2), default=2,
                    help="reader passes per plate, as the unit's recognition.framings (default 2)")
+    p.add_argument("--split", choices=evaluating.SPLITS, default=None,
+                   help="only the files of this split of a folder split by a hash of their names, as the "
+                        "benchmark folders are for training and choosing (default: every file)")
     p.add_argument("--one-row", action="store_true",
                    help="read every plate as one row, as a unit with recognition.two_row_plates = false")
     return p
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.json else None
     try:
         r = evaluating.evaluate(args.folder, threads=args.threads, top_n=args.top_n, model_dir=args.models,
-                                progress=say, framings=args.framings, two_row=not args.one_row)
+                                progress=say, framings=args.framings, two_row=not args.one_row,
+                                split=args.split)
     except EvalInputError as exc:
         print(f"alpr-unit eval: {exc}", file=sys.stderr)
         return 2
