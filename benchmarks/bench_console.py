@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, url: str) -> None:
         if not args.db:
             db.upgrade(engine)
             log(f"loading {args.reads:,} reads")
-            bench_search.fill(engine, args.reads, 500_000, 100, datetime.now(timezone.utc))
+            bench_search.fill(engine, args.reads, args.chunk, args.image_every, datetime.now(timezone.utc))
         db.upgrade(engine)
         with engine.connect() as conn:
             total = conn.exec_driver_sql("SELECT count(*) FROM reads").scalar_one()
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace, url: str) -> None:
         save_settings(home, SETTINGS)
         central.start()
         session = officer_session(central.url)
-        kinds = bench_search.patterns(engine, args.queries, random.Random(462))
+        kinds = bench_search.patterns(engine, args.queries, random.Random(args.seed))
         kinds[SIMILAR] = list(kinds["exact"])
         results = search_pages(central.url, session, kinds, args.page)
         add_alerts(engine, args.alerts)
@@ -238,9 +238,7 @@ def run(args: argparse.Namespace, url: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reads", type=int, default=10_000_000, help="reads to load when making a database")
-    p.add_argument("--db", help="reuse this filled database (bench_search.py --keep prints one)")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    bench_search.add_database_options(p)
     p.add_argument("--queries", type=int, default=30, help="search pages per kind")
     p.add_argument("--page", type=int, default=50, help="results per page")
     p.add_argument("--alerts", type=int, default=5000, help="alerts in the table for the alerts page")
@@ -249,7 +247,6 @@ def main() -> int:
     p.add_argument("--hits", type=int, default=40, help="hot-list hits pushed during the live test")
     p.add_argument("--batch", type=int, default=10, help="reads per unit per second")
     p.add_argument("--workers", type=int, default=2, help="alpr-central serve --workers")
-    p.add_argument("--keep", action="store_true", help="keep a database this run made")
     args = p.parse_args()
     with bench_search.database(args.pg_url, args.db, args.keep, "alpr_bench_console") as url:
         run(args, url)

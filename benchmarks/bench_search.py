@@ -153,6 +153,18 @@ def explain(engine: sa.Engine, pattern: str) -> str:
         return "\n".join(conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql).scalars())
 
 
+def add_database_options(p: argparse.ArgumentParser) -> None:
+    """The options of every benchmark over the shared filled database: load it once (`--keep` prints its
+    URL), then point the others at it with `--db`."""
+    p.add_argument("--reads", type=int, default=10_000_000, help="reads to load when making a database")
+    p.add_argument("--chunk", type=int, default=500_000, help="rows per INSERT .. SELECT generate_series")
+    p.add_argument("--image-every", type=int, default=100, help="one read in N gets a crop")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--db", help="reuse this already-filled database URL instead of making one (skips the load)")
+    p.add_argument("--keep", action="store_true", help="keep the database (prints its URL) for reruns with --db")
+    p.add_argument("--seed", type=int, default=462)
+
+
 @contextmanager
 def database(pg_url: str, reuse: str | None, keep: bool, prefix: str) -> Iterator[str]:
     """The URL of `reuse`, or of a fresh database PREFIX_<hex> dropped afterwards unless `keep`."""
@@ -176,17 +188,11 @@ def database(pg_url: str, reuse: str | None, keep: bool, prefix: str) -> Iterato
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reads", type=int, default=10_000_000)
+    add_database_options(p)
     p.add_argument("--queries", type=int, default=25, help="queries per kind and window")
     p.add_argument("--short-queries", type=int, default=3, help="queries per window for patterns with no run of "
                    "three known characters (reported apart: they scan; the API refuses them past search_timeout_s)")
     p.add_argument("--limit", type=int, default=50, help="page size")
-    p.add_argument("--chunk", type=int, default=500_000, help="rows per INSERT .. SELECT generate_series")
-    p.add_argument("--image-every", type=int, default=100, help="one read in N gets a crop")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    p.add_argument("--db", help="reuse this already-filled database URL instead of making one (skips the load)")
-    p.add_argument("--keep", action="store_true", help="keep the database (prints its URL) for reruns with --db")
-    p.add_argument("--seed", type=int, default=462)
     args = p.parse_args()
     rng = random.Random(args.seed)
     now = datetime.now(timezone.utc)

@@ -144,19 +144,13 @@ def run(args: argparse.Namespace, url: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reads", type=int, default=10_000_000, help="reads to load when making a database")
-    p.add_argument("--db", help="reuse this filled database (bench_search.py --keep prints one)")
-    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    bench_search.add_database_options(p)
     p.add_argument("--queries", type=int, default=60, help="plates searched (each exact and similar)")
     p.add_argument("--limit", type=int, default=50, help="page size")
     p.add_argument("--timeout-s", type=float, default=10.0, help="the store's search_timeout_s")
     p.add_argument("--window-days", type=int, default=30, help="also time plates past MAX_VARIANTS with this window (0: skip)")
     p.add_argument("--window-queries", type=int, default=2)
     p.add_argument("--heavy-repeats", type=int, default=4, help="searches per all-look-alike plate")
-    p.add_argument("--chunk", type=int, default=500_000)
-    p.add_argument("--image-every", type=int, default=100)
-    p.add_argument("--seed", type=int, default=462)
-    p.add_argument("--keep", action="store_true", help="keep a database this run made")
     args = p.parse_args()
     with bench_search.database(args.pg_url, args.db, args.keep, "alpr_bench_similar") as url:
         run(args, url)

@@ -148,6 +148,19 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def clip_camera_and_lanes(cam: dict[str, Any], clip: clips_mod.Clip) -> list[dict[str, Any]]:
+    """Set `cam`'s resolution and frame rate to the clip's as recorded; return a copy of its lanes (a clip
+    without lanes cannot have its sensors wired: ValueError)."""
+    cap = clip.capture
+    if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
+        cam["resolution"] = [int(v) for v in cap["resolution"]]
+    if isinstance(cap.get("fps"), (int, float)) and cap["fps"] > 0:
+        cam["fps"] = float(cap["fps"])
+    if not clip.lanes:
+        raise ValueError(f"{clip.path}: clip.json names no lanes; its sensors cannot be wired")
+    return copy.deepcopy(clip.lanes)
+
+
 def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts: Options,
                 rtsp_url: str = "") -> UnitConfig:
     """The config one clip is replayed with: base config + the clip's lanes and camera + the uplink.
@@ -164,14 +177,7 @@ def unit_config(clip: clips_mod.Clip, enrolment: Enrolment, workdir: Path, opts:
     else:
         cam["kind"] = "replay"
         cam["replay"] = {**cam.get("replay", {}), "path": str(clip.path.resolve())}
-    cap = clip.capture
-    if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
-        cam["resolution"] = [int(v) for v in cap["resolution"]]
-    if isinstance(cap.get("fps"), (int, float)) and cap["fps"] > 0:
-        cam["fps"] = float(cap["fps"])
-    if not clip.lanes:
-        raise ValueError(f"{clip.path}: clip.json names no lanes; the harness cannot wire its sensors")
-    doc["lanes"] = copy.deepcopy(clip.lanes)
+    doc["lanes"] = clip_camera_and_lanes(cam, clip)
     doc["buffer"] = {**doc.get("buffer", {}), "path": str(workdir / "buffer.sqlite")}
     doc["health"] = {**doc.get("health", {}), "status_path": str(workdir / "status.json")}
     doc.pop("hotlist", None)

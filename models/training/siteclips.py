@@ -172,7 +172,7 @@ def unit_config(clip: clips_mod.Clip, workdir: Path, base: dict[str, Any] | None
     """A unit config for replaying one clip with no central store: the HIL harness's defaults (the
     example config's recognition, dedup and burst settings), `base` (a unit's TOML tables) over them,
     the clip's lanes and a replay camera on it."""
-    from hil.harness import BASE_CONFIG, merge
+    from hil.harness import BASE_CONFIG, clip_camera_and_lanes, merge
     from unit.config import parse
     doc = merge(BASE_CONFIG, base or {})
     base_dir = Path(doc.pop("_base", "."))
@@ -181,14 +181,7 @@ def unit_config(clip: clips_mod.Clip, workdir: Path, base: dict[str, Any] | None
     cam = doc.setdefault("camera", {})
     cam["kind"] = "replay"
     cam["replay"] = {"path": str(clip.path.resolve())}
-    cap = clip.capture
-    if isinstance(cap.get("resolution"), list) and len(cap["resolution"]) == 2:
-        cam["resolution"] = [int(v) for v in cap["resolution"]]
-    if isinstance(cap.get("fps"), (int, float)) and cap["fps"] > 0:
-        cam["fps"] = float(cap["fps"])
-    if not clip.lanes:
-        raise ValueError(f"{clip.path}: clip.json names no lanes; its sensors cannot be wired")
-    doc["lanes"] = clip.lanes
+    doc["lanes"] = clip_camera_and_lanes(cam, clip)
     for name in ("uplink", "hotlist"):
         doc.pop(name, None)
     doc["buffer"] = {**doc.get("buffer", {}), "path": str(workdir / "buffer.sqlite")}
