@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -58,10 +58,6 @@ WHO = audit.system("bench-console")
 RUN = "".join(random.SystemRandom().choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))   # this run's plates
 PASSWORD = "bench console password"
 SETTINGS = Settings(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def figure(name: str, times: list[float], target_ms: float, **extra) -> dict:
@@ -203,14 +199,7 @@ def run(args: argparse.Namespace, url: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     central = None
     try:
-        if not args.db:
-            db.upgrade(engine)
-            log(f"loading {args.reads:,} reads")
-            bench_search.fill(engine, args.reads, args.chunk, args.image_every, datetime.now(timezone.utc))
-        db.upgrade(engine)
-        with engine.connect() as conn:
-            total = conn.exec_driver_sql("SELECT count(*) FROM reads").scalar_one()
-        log(f"{total:,} reads")
+        total, _ = bench_search.filled(engine, args)
         if not any(u["username"] == "bench.officer" for u in users.list_users(engine)):
             users.add(engine, SETTINGS, username="bench.officer", full_name="Bench Officer", job_title="officer",
                       agency="benchmark", role="officer", password=PASSWORD, by=WHO)

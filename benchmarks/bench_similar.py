@@ -92,13 +92,7 @@ def explain(engine: sa.Engine, plate: str) -> str:
 def run(args: argparse.Namespace, url: str) -> None:
     engine = db.make_engine(url, pool_size=2)
     try:
-        if not args.db:
-            db.upgrade(engine)
-            bench_search.log(f"loading {args.reads:,} reads")
-            bench_search.fill(engine, args.reads, args.chunk, args.image_every, datetime.now(timezone.utc))
-        with engine.connect() as conn:
-            total = conn.exec_driver_sql("SELECT count(*) FROM reads").scalar_one()
-        bench_search.log(f"{total:,} reads")
+        total, _ = bench_search.filled(engine, args)
         plates = sample_plates(engine, args.queries, random.Random(args.seed))
         counts = {p: spellings(p) for p in plates}
         for p in plates[:3]:                                      # warm the cache as a running server is warm
